@@ -1,0 +1,261 @@
+"""Settings for the live-shopping platform: one module, driven by environment variables.
+
+With neither DATABASE_URL nor REDIS_URL set the project runs in its *embedded default*:
+SQLite, the in-memory channel layer and Celery tasks executed in-process, so a newcomer
+sees the whole product with one command. With them set it runs on PostgreSQL and Redis
+(channel layer, Celery broker, room fan-out, counters).
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+logger = logging.getLogger("config")
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+# --- Core --------------------------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", False)
+# A development key is generated per checkout; production must set SECRET_KEY.
+SECRET_KEY = env("SECRET_KEY") or "insecure-dev-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
+
+DATABASE_URL = env("DATABASE_URL")
+REDIS_URL = env("REDIS_URL")
+EMBEDDED = not DATABASE_URL and not REDIS_URL
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "channels",
+    "accounts",
+    "retailer",
+    "catalog",
+    "streams",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.site",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------
+
+if DATABASE_URL:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0), conn_health_checks=True
+        )
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env("SQLITE_PATH") or BASE_DIR / "var" / "db.sqlite3",
+            # SQLite serialises writers; wait rather than fail with "database is locked".
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "streams:home"
+LOGOUT_REDIRECT_URL = "streams:home"
+
+# --- Redis: channel layer, cache, Celery -------------------------------------------------
+
+# redis-py 8 caps a pool at 100 connections and adds a 5 s socket timeout that collides
+# with channels_redis' 5 s blocking read (channels_redis issue 422): lift both.
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 10000}],
+                "prefix": env("REDIS_PREFIX", "live") + ":asgi",
+                "capacity": 1000,
+                "expiry": 30,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("REDIS_PREFIX", "live"),
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Prefix for every Redis key and pub/sub channel this project owns (room fan-out,
+# counters); lets several checkouts or test runs share one Redis server.
+REDIS_PREFIX = env("REDIS_PREFIX", "live")
+
+# The longest a task may wait between retries (fulfilment hand-off backs off up to this).
+CELERY_MAX_RETRY_DELAY = env_int("CELERY_MAX_RETRY_DELAY", 600)
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 120
+CELERY_TASK_SOFT_TIME_LIMIT = 100
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Must exceed the longest countdown a task is retried with, or Redis re-delivers a
+    # message whose ETA has not come yet to a second worker.
+    "visibility_timeout": CELERY_MAX_RETRY_DELAY * 3 + 3600,
+    "global_keyprefix": REDIS_PREFIX + ":celery:",
+}
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "catalog-sync": {"task": "catalog.tasks.sync_catalog", "schedule": env_int("CATALOG_SYNC_SECONDS", 300)},
+}
+
+# --- Internationalisation ----------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static, media, HLS ------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env("STATIC_ROOT") or BASE_DIR / "var" / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env("MEDIA_ROOT") or BASE_DIR / "var" / "media")
+# Serve uploaded media from Django itself (embedded default); nginx serves it in production.
+SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
+
+# Where nginx-rtmp writes HLS, and the public URL players load it from.
+HLS_ROOT = Path(env("HLS_ROOT") or BASE_DIR / "var" / "hls")
+HLS_URL = env("HLS_URL", "http://127.0.0.1:8080/hls/")
+RTMP_URL = env("RTMP_URL", "rtmp://127.0.0.1:1935/live")
+# Shared secret nginx sends with on_publish / on_publish_done; empty = loopback only.
+MEDIA_HOOK_SECRET = env("MEDIA_HOOK_SECRET")
+
+# --- Partner retailer and payment --------------------------------------------------------
+
+RETAILER_BACKEND = env("RETAILER_BACKEND", "inprocess")  # "inprocess" or "http"
+RETAILER_API_URL = env("RETAILER_API_URL", "http://127.0.0.1:8000/retailer-api/")
+RETAILER_API_KEY = env("RETAILER_API_KEY", "live-partner")
+RETAILER_API_SECRET = env("RETAILER_API_SECRET", "sandbox-retailer-secret")
+RETAILER_TIMEOUT = float(env("RETAILER_TIMEOUT", "5"))
+RETAILER_RETRIES = env_int("RETAILER_RETRIES", 2)
+RETAILER_CODE = env("RETAILER_CODE", "jdm")
+
+PAYMENT_BACKEND = env("PAYMENT_BACKEND", "sandbox")
+PAYMENT_CALLBACK_SECRET = env("PAYMENT_CALLBACK_SECRET", "sandbox-payment-secret")
+
+# --- Security ----------------------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and not EMBEDDED)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# Websocket frames larger than this are refused by the consumers.
+WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 4096)
+
+# --- Logging -----------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+if EMBEDDED and not env_bool("QUIET_EMBEDDED"):
+    logger.warning(
+        "EMBEDDED DEFAULT: no DATABASE_URL/REDIS_URL set -> SQLite at %s, in-memory channel "
+        "layer, Celery tasks run in-process. Set DATABASE_URL and REDIS_URL for the full stack.",
+        DATABASES["default"]["NAME"],
+    )
