@@ -16,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 ARTIFACTS = ROOT / "var" / "screenshots"
+(ROOT / "var" / "staticfiles").mkdir(parents=True, exist_ok=True)  # WhiteNoise warns when STATIC_ROOT is missing
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
