@@ -1,3 +1,9 @@
+from django.urls import path
+
+from retailer import views
+
 app_name = "retailer"
 
-urlpatterns = []
+urlpatterns = [
+    path("v1/<path:name>", views.endpoint, name="endpoint"),
+]

@@ -1,0 +1,101 @@
+"""What the sandbox retailer does on its own: keep its feed sequence, change over time, fail on demand."""
+
+import random
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+
+from retailer.models import SandboxFault, SandboxProduct, SandboxSequence
+
+FEED_SEQUENCE = "feed"
+
+
+def take_seq(count: int = 1) -> int:
+    """Reserve `count` consecutive feed positions and return the first.
+
+    Must run inside the transaction that writes the products: the sequence row stays
+    locked until that transaction commits, so changes become visible in feed order and a
+    partner reading the feed never skips a change that commits late.
+    """
+    assert transaction.get_connection().in_atomic_block, "take_seq() must run inside transaction.atomic()"
+    SandboxSequence.objects.get_or_create(name=FEED_SEQUENCE)
+    SandboxSequence.objects.filter(name=FEED_SEQUENCE).update(value=F("value") + count)
+    last = SandboxSequence.objects.get(name=FEED_SEQUENCE).value
+    return last - count + 1
+
+
+def touch_products(products: list[SandboxProduct], fields: list[str]) -> None:
+    """Save changed products with fresh feed positions (so the feed shows them again)."""
+    if not products:
+        return
+    first = take_seq(len(products))
+    for i, product in enumerate(sorted(products, key=lambda p: p.pk)):
+        product.seq = first + i
+        product.save(update_fields=[*fields, "seq", "updated_at"])
+
+
+def sandbox_churn(
+    *,
+    seed: int | None = None,
+    price_changes: int = 20,
+    stock_changes: int = 40,
+    retirements: int = 2,
+    flips_to_third_party: int = 1,
+    revivals: int = 1,
+) -> dict[str, int]:
+    """Move the sandbox along in time: prices and stock change, a few products leave or change seller."""
+    rng = random.Random(seed)
+    counts = {"price_changes": 0, "stock_changes": 0, "retired": 0, "flipped": 0, "revived": 0}
+    with transaction.atomic():
+        active = list(
+            SandboxProduct.objects.select_for_update().filter(status=SandboxProduct.Status.ACTIVE).order_by("pk")
+        )
+        changed: dict[int, SandboxProduct] = {}
+        fields = {"price", "stock", "status", "seller_type", "seller_name"}
+        for product in rng.sample(active, min(price_changes, len(active))):
+            factor = Decimal(rng.choice(["0.85", "0.9", "0.95", "1.05", "1.1"]))
+            new_price = max((product.price * factor).quantize(Decimal("1")) - Decimal("0.01"), Decimal("0.99"))
+            if new_price != product.price:
+                product.price = new_price
+                changed[product.pk] = product
+                counts["price_changes"] += 1
+        for product in rng.sample(active, min(stock_changes, len(active))):
+            product.stock = rng.choice([0, 0, 2, 5, 18, 40, 150, 500])
+            changed[product.pk] = product
+            counts["stock_changes"] += 1
+        self_operated = [p for p in active if p.seller_type == SandboxProduct.Seller.SELF_OPERATED]
+        for product in rng.sample(self_operated, min(retirements + flips_to_third_party, len(self_operated))):
+            if counts["retired"] < retirements:
+                product.status = SandboxProduct.Status.RETIRED
+                counts["retired"] += 1
+            else:
+                product.seller_type = SandboxProduct.Seller.THIRD_PARTY
+                product.seller_name = f"{product.brand} Authorised Store"
+                counts["flipped"] += 1
+            changed[product.pk] = product
+        retired = list(
+            SandboxProduct.objects.select_for_update().filter(status=SandboxProduct.Status.RETIRED).order_by("pk")
+        )
+        for product in rng.sample(retired, min(revivals, len(retired))):
+            if product.pk in changed:
+                continue
+            product.status = SandboxProduct.Status.ACTIVE
+            product.stock = rng.choice([20, 80])
+            changed[product.pk] = product
+            counts["revived"] += 1
+        touch_products(list(changed.values()), sorted(fields))
+    return counts
+
+
+def set_fault(
+    *, kind: str, times: int = 1, status_code: int = 503, delay_seconds: float = 0, endpoint: str = ""
+) -> SandboxFault:
+    """Make the next `times` API calls fail (kind "error") or answer after `delay_seconds` ("slow")."""
+    return SandboxFault.objects.create(
+        kind=kind, status_code=status_code, delay_seconds=delay_seconds, remaining=times, endpoint=endpoint
+    )
+
+
+def clear_faults() -> int:
+    return SandboxFault.objects.filter(remaining__gt=0).update(remaining=0)
