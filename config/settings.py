@@ -183,6 +183,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "catalog-sync": {"task": "catalog.tasks.sync_catalog", "schedule": env_int("CATALOG_SYNC_SECONDS", 300)},
+    "orders-expire-reservations": {"task": "orders.tasks.expire_reservations", "schedule": 15},
 }
 
 # --- Internationalisation ----------------------------------------------------------------
@@ -228,6 +229,10 @@ RETAILER_CODE = env("RETAILER_CODE", "jdm")
 
 PAYMENT_BACKEND = env("PAYMENT_BACKEND", "sandbox")
 PAYMENT_CALLBACK_SECRET = env("PAYMENT_CALLBACK_SECRET", "sandbox-payment-secret")
+# Sandbox gateway: seconds before it confirms a "needs confirmation" card (0 = never; tests).
+PAYMENT_SANDBOX_CONFIRM_SECONDS = float(env("PAYMENT_SANDBOX_CONFIRM_SECONDS", "3"))
+# Unpaid reservations return their stock after this many minutes (flash sales set their own).
+ORDERS_RESERVATION_MINUTES = env_int("ORDERS_RESERVATION_MINUTES", 10)
 
 # --- Security ----------------------------------------------------------------------------
 

@@ -1,0 +1,790 @@
+"""Writes for orders: place, pay, confirm, expire, cancel, callbacks, flash sales.
+
+Rules every function here keeps (see docs/orders.md):
+
+* Prices and totals come from the database, never from the caller.
+* Stock leaves a bucket only through `_stock_take`: ONE conditional UPDATE
+  (`... WHERE id = %s AND available >= %s`). Rows are locked in one order everywhere:
+  order → purchase allowance → stock buckets (by id).
+* The payment gateway is called with no transaction open and no lock held.
+* Every status change goes through `orders.state.transition` (one audit row each).
+* Broadcasts and task queueing happen in `transaction.on_commit`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from accounts.models import Address, User
+from catalog.models import Product
+from orders import errors, live
+from orders.models import (
+    FlashSale,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Payment,
+    PaymentCallback,
+    ProductOpen,
+    StockBucket,
+)
+from orders.payments import Card, ChargeResult, get_gateway, parse_card, sign
+from orders.state import RELEASING, record_created, transition
+from streams.models import Notification, Room, ShelfItem
+
+S = Order.Status
+CENT = Decimal("0.01")
+MAX_QUANTITY = 99
+KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
+NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CALLBACK_TOLERANCE_SECONDS = 300
+SETTLE_WAIT_SECONDS = 10.0
+
+
+def reservation_minutes() -> int:
+    return int(getattr(settings, "ORDERS_RESERVATION_MINUTES", 10))
+
+
+# --- input cleaning ----------------------------------------------------------------------
+
+
+def _positive_int(value, *, what: str, maximum: int = 2**31 - 1) -> int:
+    if isinstance(value, bool):
+        raise errors.InvalidRequest(f"The {what} is not valid.")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or not 1 <= value <= maximum:
+        raise errors.InvalidRequest(f"The {what} is not valid.")
+    return value
+
+
+def _optional_id(value, *, what: str) -> int | None:
+    return None if value in (None, "") else _positive_int(value, what=what)
+
+
+def _money(value) -> Decimal:
+    try:
+        amount = Decimal(str(value)).quantize(CENT)
+    except (InvalidOperation, ValueError, TypeError):
+        raise errors.InvalidRequest("That price is not a number.")
+    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e10"):
+        raise errors.InvalidRequest("That price is not valid.")
+    return amount
+
+
+def _clean_key(value) -> str:
+    if not isinstance(value, str) or not KEY_RE.match(value):
+        raise errors.InvalidRequest("Missing or malformed idempotency key (8-64 letters, digits, _ . : -).")
+    return value
+
+
+def _fingerprint(**fields) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _new_number(now: datetime) -> str:
+    tail = "".join(secrets.choice(NUMBER_ALPHABET) for _ in range(6))
+    return f"LM{now:%y%m}-{tail}"
+
+
+# --- what is on offer --------------------------------------------------------------------
+
+
+@dataclass
+class Offer:
+    item: ShelfItem
+    room: Room
+    product: Product
+    sale: FlashSale | None
+    bucket: StockBucket
+    unit_price: Decimal
+    per_user_limit: int
+    hold_minutes: int
+
+
+def regular_bucket(item: ShelfItem) -> StockBucket:
+    """The room's stock of a shelf item, opened on first need from the catalog's stock.
+
+    Rule: a room may sell the retailer's stock as the feed reported it when the bucket was
+    opened, minus the units other rooms that have not ended still hold for the same
+    product (available + reserved). The product row is locked while this is worked out,
+    so two rooms opening buckets at once cannot both take the same units.
+    """
+    bucket = StockBucket.objects.filter(shelf_item_id=item.pk, kind=StockBucket.Kind.REGULAR).first()
+    if bucket is not None:
+        return bucket
+    with transaction.atomic():
+        product = Product.objects.select_for_update().get(pk=item.product_id)
+        bucket = StockBucket.objects.filter(shelf_item_id=item.pk, kind=StockBucket.Kind.REGULAR).first()
+        if bucket is not None:
+            return bucket
+        held = (
+            StockBucket.objects.filter(shelf_item__product_id=product.pk)
+            .exclude(shelf_item__room_id=item.room_id)
+            .exclude(shelf_item__room__status=Room.Status.ENDED)
+            .aggregate(units=Sum(F("available") + F("reserved")))["units"]
+            or 0
+        )
+        units = max(0, product.retailer_stock - held)
+        return StockBucket.objects.create(
+            kind=StockBucket.Kind.REGULAR, shelf_item=item, initial=units, available=units
+        )
+
+
+def running_sale(item_id: int, now: datetime) -> FlashSale | None:
+    return (
+        FlashSale.objects.filter(shelf_item_id=item_id, starts_at__lte=now, ends_at__gt=now)
+        .select_related("bucket")
+        .first()
+    )
+
+
+def resolve_offer(*, shelf_item_id: int, flash_sale_id: int | None, now: datetime | None = None) -> Offer:
+    """The price and stock a buyer gets right now, or the shopper-friendly reason why not."""
+    now = now or timezone.now()
+    item = (
+        ShelfItem.objects.select_related("room", "product", "product__category", "product__retailer")
+        .filter(pk=shelf_item_id)
+        .first()
+    )
+    if item is None:
+        raise errors.NotFound("That product isn't in this room.")
+    room = item.room
+    if room.status == Room.Status.ENDED:
+        raise errors.RoomEnded()
+    if room.status != Room.Status.LIVE:
+        raise errors.RoomNotLive()
+    if not item.is_active or not item.product.can_be_sold_live:
+        raise errors.NotAvailable()
+    if flash_sale_id is not None:
+        sale = FlashSale.objects.select_related("bucket").filter(pk=flash_sale_id, shelf_item_id=item.pk).first()
+        if sale is None:
+            raise errors.NotFound("That flash sale isn't in this room.")
+        if now < sale.starts_at:
+            raise errors.SaleNotStarted(
+                f"The flash sale starts at {timezone.localtime(sale.starts_at):%H:%M:%S}.",
+                starts_at=sale.starts_at.isoformat(),
+            )
+        if now >= sale.ends_at:
+            raise errors.SaleOver()
+    else:
+        sale = running_sale(item.pk, now)
+    if sale is not None:
+        return Offer(item, room, item.product, sale, sale.bucket, sale.sale_price, sale.per_user_limit,
+                     sale.reservation_minutes)  # fmt: skip
+    return Offer(item, room, item.product, None, regular_bucket(item), item.live_price, item.per_user_limit,
+                 reservation_minutes())  # fmt: skip
+
+
+# --- the stock gate ----------------------------------------------------------------------
+
+
+def _stock_take(*, bucket_id: int, quantity: int) -> int | None:
+    """THE stock gate: one atomic conditional UPDATE. Units left, or None if too few."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE orders_stockbucket SET available = available - %s, reserved = reserved + %s, updated_at = %s "
+            "WHERE id = %s AND available >= %s RETURNING available",
+            [quantity, quantity, timezone.now(), bucket_id, quantity],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _allowance_take(*, user_id: int, bucket_id: int, quantity: int, limit: int) -> bool:
+    """Count `quantity` against the buyer's per-user limit, atomically. False if over."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO orders_purchaseallowance (user_id, bucket_id, units) VALUES (%s, %s, %s) "
+            "ON CONFLICT (user_id, bucket_id) DO UPDATE SET units = orders_purchaseallowance.units + excluded.units "
+            "WHERE orders_purchaseallowance.units + excluded.units <= %s RETURNING units",
+            [user_id, bucket_id, quantity, limit],
+        )
+        return cursor.fetchone() is not None
+
+
+def _release_lines(order: Order) -> None:
+    """Reserved units go back on sale and stop counting against the buyer's limit."""
+    for line in sorted(order.lines.all(), key=lambda ln: ln.bucket_id):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE orders_purchaseallowance SET units = units - %s WHERE user_id = %s AND bucket_id = %s",
+                [line.quantity, order.buyer_id, line.bucket_id],
+            )
+        moved = StockBucket.objects.filter(pk=line.bucket_id, reserved__gte=line.quantity).update(
+            available=F("available") + line.quantity, reserved=F("reserved") - line.quantity, updated_at=timezone.now()
+        )
+        if moved != 1:
+            raise RuntimeError(f"bucket {line.bucket_id} holds fewer reserved units than order {order.pk}")
+
+
+def _confirm_lines(order: Order) -> None:
+    for line in sorted(order.lines.all(), key=lambda ln: ln.bucket_id):
+        moved = StockBucket.objects.filter(pk=line.bucket_id, reserved__gte=line.quantity).update(
+            sold=F("sold") + line.quantity, reserved=F("reserved") - line.quantity, updated_at=timezone.now()
+        )
+        if moved != 1:
+            raise RuntimeError(f"bucket {line.bucket_id} holds fewer reserved units than order {order.pk}")
+
+
+def _unsell_lines(order: Order) -> None:
+    """A paid order cancelled before the hand-off: its units go back on sale."""
+    for line in sorted(order.lines.all(), key=lambda ln: ln.bucket_id):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE orders_purchaseallowance SET units = units - %s WHERE user_id = %s AND bucket_id = %s",
+                [line.quantity, order.buyer_id, line.bucket_id],
+            )
+        StockBucket.objects.filter(pk=line.bucket_id, sold__gte=line.quantity).update(
+            available=F("available") + line.quantity, sold=F("sold") - line.quantity, updated_at=timezone.now()
+        )
+
+
+# --- placing an order --------------------------------------------------------------------
+
+
+@dataclass
+class PlaceResult:
+    ok: bool
+    code: str
+    message: str
+    order: Order | None = None
+    replayed: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The buyer's answer. Identical for every replay of the same idempotency key."""
+        return {
+            "ok": self.ok,
+            "code": self.code,
+            "message": self.message,
+            "order": live.order_summary(self.order) if self.order is not None else None,
+            **self.extra,
+        }
+
+
+def _answer(order: Order, *, replayed: bool = False) -> PlaceResult:
+    order = Order.objects.select_related("payment").prefetch_related("lines").get(pk=order.pk)
+    payment = getattr(order, "payment", None)
+    if order.status == S.PENDING_PAYMENT:
+        if payment is not None and payment.status == Payment.Status.REQUIRES_CONFIRMATION:
+            return PlaceResult(True, "awaiting_confirmation",
+                               "Waiting for your bank to confirm the payment. Your items are reserved.",
+                               order, replayed)  # fmt: skip
+        if payment is not None and payment.status == Payment.Status.PROCESSING:
+            return PlaceResult(True, "processing", "Your payment is being processed.", order, replayed)
+        return PlaceResult(True, "reserved", "Reserved for you. Pay to confirm the order.", order, replayed)
+    if order.status == S.PAYMENT_FAILED:
+        message = errors.PaymentDeclined.message
+        return PlaceResult(False, errors.PaymentDeclined.code, message, order, replayed)
+    if order.status == S.EXPIRED:
+        return PlaceResult(False, errors.ReservationExpired.code, errors.ReservationExpired.message, order, replayed)
+    if order.status == S.CANCELLED:
+        return PlaceResult(False, "cancelled", "This order was cancelled.", order, replayed)
+    return PlaceResult(True, "paid", "Order confirmed! We'll let you know when it ships.", order, replayed)
+
+
+def _wait_settled(order_id: int) -> None:
+    """A duplicate request waits (briefly) for the first one's payment to get its answer."""
+    deadline = time.monotonic() + SETTLE_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if not Payment.objects.filter(order_id=order_id, status=Payment.Status.PROCESSING).exists():
+            return
+        time.sleep(0.05)
+
+
+def _replay(order: Order, *, fingerprint: str, card: Card | None, user: User) -> PlaceResult:
+    if order.request_fingerprint != fingerprint:
+        raise errors.IdempotencyConflict()
+    if card is not None and order.status == S.PENDING_PAYMENT and not Payment.objects.filter(order=order).exists():
+        _pay(order_id=order.pk, card=card, actor=user)
+    _wait_settled(order.pk)
+    return _answer(order, replayed=True)
+
+
+def order_place(
+    *,
+    user: User,
+    shelf_item_id,
+    quantity,
+    address_id,
+    payment_method,
+    idempotency_key,
+    flash_sale_id=None,
+    expected_unit_price=None,
+) -> PlaceResult:
+    """Reserve stock, create the order and (with a payment method) pay for it.
+
+    Errors in the buyer's words are raised as `errors.OrderError`; a decline or an
+    expired reservation is an answer (`ok=False`) about an order that exists.
+    """
+    key = _clean_key(idempotency_key)
+    shelf_item_id = _positive_int(shelf_item_id, what="product")
+    quantity = _positive_int(quantity, what="quantity", maximum=MAX_QUANTITY)
+    address_id = _optional_id(address_id, what="address")
+    flash_sale_id = _optional_id(flash_sale_id, what="flash sale")
+    card = parse_card(payment_method) if payment_method not in (None, "") else None
+    fingerprint = _fingerprint(
+        item=shelf_item_id, qty=quantity, address=address_id, sale=flash_sale_id,
+        card=card.fingerprint if card else (None if payment_method in (None, "") else "invalid"),
+    )  # fmt: skip
+
+    existing = Order.objects.filter(buyer=user, idempotency_key=key).first()
+    if existing is not None:
+        return _replay(existing, fingerprint=fingerprint, card=card, user=user)
+
+    if payment_method not in (None, "") and card is None:
+        raise errors.CardInvalid()
+    address = Address.objects.filter(pk=address_id, user=user).first() if address_id else None
+    if address is None:
+        raise errors.AddressInvalid()
+    try:
+        address.full_clean()
+    except ValidationError:
+        raise errors.AddressInvalid("That address is incomplete. Please edit it or choose another.")
+
+    offer = resolve_offer(shelf_item_id=shelf_item_id, flash_sale_id=flash_sale_id)
+    if expected_unit_price not in (None, "") and _money(expected_unit_price) != offer.unit_price:
+        raise errors.PriceChanged(
+            f"The price changed to ¥{offer.unit_price}. Check it and confirm again.",
+            new_price=str(offer.unit_price),
+        )
+    if quantity > offer.per_user_limit:
+        raise errors.LimitReached(f"You can buy at most {offer.per_user_limit} of these.", limit=offer.per_user_limit)
+    # Cheap early answer once the bucket is empty: no transaction, no lock.
+    left = StockBucket.objects.filter(pk=offer.bucket.pk).values_list("available", flat=True).first() or 0
+    if left < quantity:
+        raise _sold_out(left)
+
+    try:
+        order = _reserve(user=user, offer=offer, quantity=quantity, address=address, key=key,
+                         fingerprint=fingerprint, card=card)  # fmt: skip
+    except IntegrityError:
+        existing = Order.objects.filter(buyer=user, idempotency_key=key).first()
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint=fingerprint, card=card, user=user)
+
+    if card is not None:
+        _pay(order_id=order.pk, card=card, actor=user)
+    return _answer(order)
+
+
+def _sold_out(left: int) -> errors.SoldOut:
+    if left > 0:
+        return errors.SoldOut(f"Only {left} left. Lower the quantity to buy.", left=left)
+    return errors.SoldOut(left=0)
+
+
+def _reserve(*, user: User, offer: Offer, quantity: int, address: Address, key: str, fingerprint: str,
+             card: Card | None) -> Order:  # fmt: skip
+    now = timezone.now()
+    product = offer.product
+    subtotal = (offer.unit_price * quantity).quantize(CENT)
+    list_total = (product.list_price * quantity).quantize(CENT)
+    rate = product.effective_commission_rate
+    commission = (subtotal * rate).quantize(CENT)
+    shipping = Decimal("0.00")
+    with transaction.atomic():
+        # 1. the order row (its unique key makes concurrent duplicates wait here, then fail)
+        order = Order.objects.create(
+            number=_new_number(now), buyer=user, room=offer.room, status=S.PENDING_PAYMENT,
+            currency=product.currency, subtotal=subtotal, shipping=shipping,
+            discount=max(Decimal("0.00"), list_total - subtotal), total=subtotal + shipping,
+            commission_total=commission, address=address.as_snapshot(),
+            payment_label=card.label if card else "", idempotency_key=key, request_fingerprint=fingerprint,
+            expires_at=now + timedelta(minutes=offer.hold_minutes),
+        )  # fmt: skip
+        OrderLine.objects.create(
+            order=order, shelf_item=offer.item, product=product, flash_sale=offer.sale, bucket=offer.bucket,
+            title=product.title, sku=product.sku, unit_price=offer.unit_price, list_price=product.list_price,
+            quantity=quantity, line_total=subtotal, commission_rate=rate, commission_amount=commission,
+        )  # fmt: skip
+        record_created(order=order, actor=user)
+        # 2. the buyer's per-user limit
+        if not _allowance_take(user_id=user.pk, bucket_id=offer.bucket.pk, quantity=quantity,
+                               limit=offer.per_user_limit):  # fmt: skip
+            raise errors.LimitReached(
+                f"You can buy at most {offer.per_user_limit} of these, and you already hold some.",
+                limit=offer.per_user_limit,
+            )
+        # 3. the stock gate, last, so the hot row is locked only until the commit right after
+        left = _stock_take(bucket_id=offer.bucket.pk, quantity=quantity)
+        if left is None:
+            current = StockBucket.objects.filter(pk=offer.bucket.pk).values_list("available", flat=True).first()
+            raise _sold_out(current or 0)
+        sold_out_now = False
+        if left == 0 and offer.sale is not None:
+            sold_out_now = bool(
+                FlashSale.objects.filter(pk=offer.sale.pk, sold_out_at__isnull=True).update(sold_out_at=now)
+            )
+        room_id, item_id, sale_id = offer.room.pk, offer.item.pk, offer.sale.pk if offer.sale else None
+        transaction.on_commit(lambda: live.stock_changed(room_id=room_id, item_id=item_id, sale_id=sale_id, left=left))
+        if sold_out_now:
+            transaction.on_commit(lambda: live.flash_sold_out(room_id=room_id, sale_id=sale_id))
+    return order
+
+
+# --- paying ------------------------------------------------------------------------------
+
+
+def order_pay(*, user: User, order_number: str, payment_method) -> PlaceResult:
+    """Pay for a reserved order (when the buy did not carry a payment method)."""
+    order = Order.objects.filter(buyer=user, number=order_number).first()
+    if order is None:
+        raise errors.NotFound("We couldn't find that order.")
+    card = parse_card(payment_method)
+    if card is None:
+        raise errors.CardInvalid()
+    _pay(order_id=order.pk, card=card, actor=user)
+    _wait_settled(order.pk)
+    return _answer(order)
+
+
+def _pay(*, order_id: int, card: Card, actor: User | None) -> None:
+    gateway = get_gateway()
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if order.status != S.PENDING_PAYMENT or Payment.objects.filter(order_id=order_id).exists():
+            return  # paid, paying, or closed: the answer is read from the order
+        if order.expires_at is not None and order.expires_at <= timezone.now():
+            _expire_locked(order)
+            return
+        payment = Payment.objects.create(
+            order=order, gateway=gateway.name, reference="pay_" + secrets.token_hex(10),
+            status=Payment.Status.PROCESSING, amount=order.total, currency=order.currency, card_label=card.label,
+        )  # fmt: skip
+        if order.payment_label != card.label:
+            order.payment_label = card.label
+            order.save(update_fields=["payment_label", "updated_at"])
+    # No transaction, no lock: the gateway may take its time.
+    try:
+        result = gateway.charge(reference=payment.reference, amount=payment.amount, currency=payment.currency,
+                                card=card, description=f"Order {order.number}")  # fmt: skip
+    except Exception:  # a gateway that fails to answer has not taken money in the sandbox
+        result = ChargeResult("declined", payment.reference, "The payment service didn't answer. No money was taken.")
+    apply_charge_result(payment_id=payment.pk, outcome=result.status, decline_reason=result.decline_reason,
+                        raw=result.raw)  # fmt: skip
+
+
+def apply_charge_result(*, payment_id: int, outcome: str, decline_reason: str = "", raw: dict | None = None) -> str:
+    """Record what the gateway said; the order follows. Safe to call twice."""
+    order_id = Payment.objects.filter(pk=payment_id).values_list("order_id", flat=True).first()
+    if order_id is None:
+        return "unknown_payment"
+    gateway = get_gateway()
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.status in (Payment.Status.SUCCEEDED, Payment.Status.DECLINED, Payment.Status.REFUNDED):
+            return "already_final"
+        if raw:
+            payment.raw = {**payment.raw, **raw}
+        if outcome == "requires_confirmation":
+            payment.status = Payment.Status.REQUIRES_CONFIRMATION
+            payment.save(update_fields=["status", "raw", "updated_at"])
+            reference = payment.reference
+            transaction.on_commit(lambda: gateway.confirm_later(reference=reference))
+            transaction.on_commit(lambda: live.order_changed(order_id=order_id))
+            return "requires_confirmation"
+        if outcome == "succeeded":
+            payment.status = Payment.Status.SUCCEEDED
+            payment.save(update_fields=["status", "raw", "updated_at"])
+            if order.status != S.PENDING_PAYMENT:
+                # Money arrived after the reservation ended: give it back, outside this lock.
+                from orders import tasks
+
+                transaction.on_commit(lambda: tasks.refund_late_payment.delay(payment_id))
+                return "late"
+            transition(order=order, to=S.PAID, actor_kind=OrderEvent.Actor.GATEWAY,
+                       reason=f"Payment received ({payment.card_label})")  # fmt: skip
+            _confirm_lines(order)
+            _order_confirmed(order)
+            return "paid"
+        # declined (or anything unknown)
+        payment.status = Payment.Status.DECLINED
+        payment.decline_reason = (decline_reason or "Declined by the card issuer.")[:200]
+        payment.save(update_fields=["status", "decline_reason", "raw", "updated_at"])
+        if order.status == S.PENDING_PAYMENT:
+            transition(order=order, to=S.PAYMENT_FAILED, actor_kind=OrderEvent.Actor.GATEWAY,
+                       reason=payment.decline_reason)  # fmt: skip
+            _release_lines(order)
+            _after_release(order)
+        return "declined"
+
+
+def _order_confirmed(order: Order) -> None:
+    """Inside the confirming transaction. The fulfilment seam (issue 6): write the outbox
+    row for the retailer hand-off HERE, in this same transaction."""
+    order_id = order.pk
+    transaction.on_commit(lambda: live.order_paid(order_id=order_id))
+
+
+def _after_release(order: Order) -> None:
+    order_id = order.pk
+    transaction.on_commit(lambda: live.order_released(order_id=order_id))
+
+
+def refund_late_payment(*, payment_id: int) -> bool:
+    """A payment that succeeded after its order closed is refunded. Idempotent."""
+    payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
+    if payment is None or payment.status != Payment.Status.SUCCEEDED or payment.order.status == S.PAID:
+        return False
+    if payment.order.status not in RELEASING:
+        return False
+    get_gateway().refund(reference=payment.reference, amount=payment.amount, currency=payment.currency)
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.status != Payment.Status.SUCCEEDED:
+            return False
+        payment.status = Payment.Status.REFUNDED
+        payment.decline_reason = "Refunded: the payment arrived after the reservation had ended."
+        payment.save(update_fields=["status", "decline_reason", "updated_at"])
+    live.order_changed(order_id=payment.order_id)
+    return True
+
+
+# --- signed callbacks --------------------------------------------------------------------
+
+
+@dataclass
+class CallbackResult:
+    status: int
+    body: dict
+
+
+def payment_callback_handle(*, body: bytes, signature: str | None, timestamp: str | None) -> CallbackResult:
+    """A gateway's signed callback: HMAC-SHA256 over "<timestamp>.<body>".
+
+    Refused: a bad or missing signature (401), a timestamp more than 5 minutes off (401),
+    a malformed body (400). A delivery id seen before changes nothing (200, duplicate).
+    """
+    if not signature or not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+        return CallbackResult(401, {"error": "missing signature"})
+    if abs(time.time() - int(timestamp)) > CALLBACK_TOLERANCE_SECONDS:
+        return CallbackResult(401, {"error": "stale timestamp"})
+    if not hmac.compare_digest(sign(body, timestamp), signature):
+        return CallbackResult(401, {"error": "bad signature"})
+    try:
+        data = json.loads(body)
+        delivery_id, reference, outcome = data["delivery_id"], data["reference"], data["outcome"]
+    except (ValueError, KeyError, TypeError):
+        return CallbackResult(400, {"error": "malformed body"})
+    if not all(isinstance(v, str) and 0 < len(v) <= 64 for v in (delivery_id, reference, outcome)):
+        return CallbackResult(400, {"error": "malformed body"})
+    if outcome not in ("succeeded", "declined"):
+        return CallbackResult(400, {"error": "unknown outcome"})
+    payment_id = Payment.objects.filter(reference=reference).values_list("pk", flat=True).first()
+    if payment_id is None:
+        return CallbackResult(404, {"error": "unknown payment"})
+    try:
+        with transaction.atomic():
+            PaymentCallback.objects.create(delivery_id=delivery_id, reference=reference, outcome=outcome)
+    except IntegrityError:
+        return CallbackResult(200, {"ok": True, "duplicate": True})
+    result = apply_charge_result(payment_id=payment_id, outcome=outcome,
+                                 decline_reason="Your bank didn't confirm the payment.",
+                                 raw={"callback": delivery_id})  # fmt: skip
+    PaymentCallback.objects.filter(delivery_id=delivery_id).update(result=result)
+    return CallbackResult(200, {"ok": True, "result": result})
+
+
+# --- expiry and cancellation -------------------------------------------------------------
+
+
+def _expire_locked(order: Order) -> None:
+    minutes = int((order.expires_at - order.created_at).total_seconds() // 60) if order.expires_at else 0
+    transition(order=order, to=S.EXPIRED, actor_kind=OrderEvent.Actor.SYSTEM,
+               reason=f"Not paid within {minutes} minutes; the items went back on sale.")  # fmt: skip
+    _release_lines(order)
+    Notification.objects.create(
+        user_id=order.buyer_id, kind=Notification.Kind.ORDER, room_id=order.room_id,
+        text=f"Your reservation {order.number} expired before it was paid, so the items went back on sale.",
+        url=order.get_absolute_url(),
+    )  # fmt: skip
+    _after_release(order)
+
+
+def reservation_expire(*, order_id: int, now: datetime | None = None) -> bool:
+    """Expire one unpaid reservation whose time is up. True only for the call that did it."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(pk=order_id).first()
+        if order is None or order.status != S.PENDING_PAYMENT or order.expires_at is None or order.expires_at > now:
+            return False
+        _expire_locked(order)
+        return True
+
+
+def reservations_sweep(*, now: datetime | None = None, limit: int = 500) -> int:
+    now = now or timezone.now()
+    ids = list(
+        Order.objects.filter(status=S.PENDING_PAYMENT, expires_at__lte=now).values_list("pk", flat=True)[:limit]
+    )
+    return sum(reservation_expire(order_id=order_id, now=now) for order_id in ids)
+
+
+def order_cancel(*, user: User, order_number: str, reason: str = "") -> Order:
+    """The buyer cancels: a reservation before paying, or a paid order not yet sent on."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(buyer=user, number=order_number).first()
+        if order is None:
+            raise errors.NotFound("We couldn't find that order.")
+        was = order.status
+        if was not in (S.PENDING_PAYMENT, S.PAID) and was not in RELEASING:
+            raise errors.IllegalTransition("The retailer already has this order; ask for a return instead.")
+        transition(order=order, to=S.CANCELLED, actor_kind=OrderEvent.Actor.BUYER, actor=user,
+                   reason=reason or "Cancelled by the buyer")  # fmt: skip
+        if was == S.PENDING_PAYMENT:
+            _release_lines(order)
+        else:  # paid, not yet with the retailer
+            _unsell_lines(order)
+            payment_id = Payment.objects.filter(order=order).values_list("pk", flat=True).first()
+            if payment_id is not None:
+                from orders import tasks
+
+                transaction.on_commit(lambda: tasks.refund_cancelled.delay(payment_id))
+        _after_release(order)
+    return order
+
+
+def refund_cancelled(*, payment_id: int) -> bool:
+    payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
+    if payment is None or payment.status != Payment.Status.SUCCEEDED or payment.order.status != S.CANCELLED:
+        return False
+    get_gateway().refund(reference=payment.reference, amount=payment.amount, currency=payment.currency)
+    updated = Payment.objects.filter(pk=payment_id, status=Payment.Status.SUCCEEDED).update(
+        status=Payment.Status.REFUNDED, decline_reason="Refunded after cancellation.", updated_at=timezone.now()
+    )
+    return bool(updated)
+
+
+# --- flash sales -------------------------------------------------------------------------
+
+
+def flash_sale_start(
+    *,
+    user: User,
+    shelf_item_id,
+    sale_price,
+    quantity,
+    per_user_limit,
+    duration_seconds,
+    starts_at: datetime | None = None,
+    reservation_minutes: int = 3,
+    room_id: int | None = None,
+) -> FlashSale:
+    """The host starts a flash sale: its units are carved out of the room's shelf stock."""
+    shelf_item_id = _positive_int(shelf_item_id, what="product")
+    quantity = _positive_int(quantity, what="quantity", maximum=100_000)
+    per_user_limit = _positive_int(per_user_limit, what="per-user limit", maximum=99)
+    duration = _positive_int(duration_seconds, what="duration", maximum=6 * 3600)
+    price = _money(sale_price)
+    now = timezone.now()
+    starts_at = starts_at or now
+    if timezone.is_naive(starts_at):
+        raise errors.FlashSaleInvalid("The start time needs a time zone.")
+    item = ShelfItem.objects.select_related("room__host", "product").filter(pk=shelf_item_id).first()
+    if item is None or (room_id is not None and item.room_id != room_id):
+        raise errors.NotFound("That product isn't on your shelf.")
+    room = item.room
+    if room.host.user_id != user.pk or not room.host.is_approved:
+        raise errors.NotAllowed()
+    if room.status == Room.Status.ENDED:
+        raise errors.RoomEnded("The room has ended.")
+    if not item.is_active or not item.product.can_be_sold_live:
+        raise errors.NotAvailable("That product can't be sold in the room now.")
+    if duration < 10:
+        raise errors.FlashSaleInvalid("A flash sale lasts at least 10 seconds.")
+    if starts_at < now - timedelta(minutes=1) or starts_at > now + timedelta(days=1):
+        raise errors.FlashSaleInvalid("Start the sale now or within the next 24 hours.")
+    if price <= 0 or price > item.live_price:
+        raise errors.FlashSaleInvalid(
+            f"The sale price must be above zero and at most the live price ¥{item.live_price}."
+        )
+    if price < item.product.live_price_floor:
+        raise errors.FlashSaleInvalid(f"The sale price can't go below ¥{item.product.live_price_floor}.")
+    if per_user_limit > quantity:
+        raise errors.FlashSaleInvalid("The per-user limit can't exceed the quantity.")
+    if not 1 <= reservation_minutes <= 30:
+        raise errors.FlashSaleInvalid("Reservations hold for 1 to 30 minutes.")
+    ends_at = starts_at + timedelta(seconds=duration)
+    shelf = regular_bucket(item)
+    with transaction.atomic():
+        # Lock order: the shelf bucket (lower id) before the sale bucket it gives birth to.
+        StockBucket.objects.select_for_update().get(pk=shelf.pk)
+        if FlashSale.objects.filter(shelf_item=item, ends_at__gt=starts_at, starts_at__lt=ends_at).exists():
+            raise errors.FlashSaleInvalid("This product already has a flash sale at that time.")
+        carved = StockBucket.objects.filter(pk=shelf.pk, available__gte=quantity).update(
+            available=F("available") - quantity, initial=F("initial") - quantity, updated_at=now
+        )
+        if not carved:
+            left = StockBucket.objects.get(pk=shelf.pk).available
+            raise errors.FlashSaleInvalid(f"Only {left} units are left on the shelf for this product.", left=left)
+        bucket = StockBucket.objects.create(
+            kind=StockBucket.Kind.FLASH, shelf_item=item, initial=quantity, available=quantity
+        )
+        sale = FlashSale.objects.create(
+            room=room, shelf_item=item, bucket=bucket, sale_price=price, quantity=quantity,
+            per_user_limit=per_user_limit, starts_at=starts_at, ends_at=ends_at,
+            reservation_minutes=reservation_minutes, created_by=user,
+        )  # fmt: skip
+        sale_id = sale.pk
+        transaction.on_commit(lambda: live.flash_sale_started(sale_id=sale_id))
+    return sale
+
+
+def flash_sale_settle(*, flash_sale_id: int, now: datetime | None = None) -> int:
+    """After a sale ends its unsold units go back to the shelf. Safe to run again: it
+    moves whatever came back from expired reservations since."""
+    now = now or timezone.now()
+    sale = FlashSale.objects.filter(pk=flash_sale_id, ends_at__lte=now).first()
+    if sale is None:
+        return 0
+    shelf = regular_bucket(sale.shelf_item)
+    with transaction.atomic():
+        buckets = {
+            b.pk: b
+            for b in StockBucket.objects.select_for_update().filter(pk__in=[shelf.pk, sale.bucket_id]).order_by("pk")
+        }
+        units = buckets[sale.bucket_id].available
+        if units:
+            StockBucket.objects.filter(pk=sale.bucket_id).update(
+                available=F("available") - units, initial=F("initial") - units, updated_at=now
+            )
+            StockBucket.objects.filter(pk=shelf.pk).update(
+                available=F("available") + units, initial=F("initial") + units, updated_at=now
+            )
+        FlashSale.objects.filter(pk=sale.pk, settled_at__isnull=True).update(settled_at=now)
+    return units
+
+
+def flash_sales_settle_due(*, now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    due = FlashSale.objects.filter(ends_at__lte=now).filter(Q(settled_at__isnull=True) | Q(bucket__available__gt=0))
+    return sum(flash_sale_settle(flash_sale_id=pk, now=now) for pk in due.values_list("pk", flat=True)[:200])
+
+
+# --- room figures ------------------------------------------------------------------------
+
+
+def product_open_record(*, user: User, shelf_item_id: int) -> None:
+    """A viewer opened a product's buy sheet (counted once per viewer and product)."""
+    item = ShelfItem.objects.filter(pk=shelf_item_id).values("pk", "room_id").first()
+    if item is None or not user.is_authenticated:
+        return
+    ProductOpen.objects.get_or_create(shelf_item_id=item["pk"], user=user, defaults={"room_id": item["room_id"]})
