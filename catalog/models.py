@@ -19,6 +19,13 @@ class Retailer(models.Model):
         max_digits=5, decimal_places=4, default=Decimal("0.0500"),
         validators=[MinValueValidator(0), MaxValueValidator(Decimal("0.5"))],
     )  # fmt: skip
+    # Where the next incremental sync resumes: the feed's opaque cursor, saved page by page.
+    feed_cursor = models.CharField(max_length=64, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    # A lease, not a lock held by a transaction: a sync spans many short transactions.
+    # Taken with one conditional UPDATE, renewed every page, expires if a worker dies.
+    sync_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    sync_lease_holder = models.CharField(max_length=64, blank=True, editable=False)
 
     def __str__(self):
         return self.name
@@ -58,8 +65,11 @@ class Product(models.Model):
     currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.CNY)
     self_operated = models.BooleanField(default=False, help_text="Owned, stored and shipped by the retailer itself.")
     retailer_stock = models.PositiveIntegerField(default=0)
+    seller_name = models.CharField(max_length=120, blank=True)
     in_feed = models.BooleanField(default=True, help_text="False once the product disappears from the feed.")
     feed_updated_at = models.DateTimeField(null=True, blank=True)
+    # Lower-case "brand title sku", kept by the sync; trigram-indexed on PostgreSQL for search.
+    search_text = models.TextField(blank=True, editable=False)
 
     # Ours
     sellable = models.BooleanField(
@@ -76,6 +86,7 @@ class Product(models.Model):
         help_text="Hosts may not set a live price below this. Blank: 50% of the list price.",
     )  # fmt: skip
     withdrawn_reason = models.CharField(max_length=200, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -90,13 +101,25 @@ class Product(models.Model):
                 name="only_self_operated_in_feed_sellable",
             ),
         ]
-        indexes = [models.Index(fields=["sellable", "self_operated", "category"])]
+        indexes = [
+            # The hosts' product picker lists sellable products by title, in a category or not.
+            models.Index(fields=["title", "id"], condition=models.Q(sellable=True), name="product_sellable_title"),
+            models.Index(
+                fields=["category", "title", "id"],
+                condition=models.Q(sellable=True),
+                name="product_sellable_cat_title",
+            ),
+        ]
 
     def __str__(self):
         return self.title
 
     def get_absolute_url(self):
         return reverse("catalog:product", args=[self.pk])
+
+    @property
+    def in_stock(self) -> bool:
+        return self.retailer_stock > 0
 
     @property
     def can_be_sold_live(self) -> bool:
@@ -135,11 +158,12 @@ class PriceChange(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="price_changes")
     old_price = models.DecimalField(max_digits=12, decimal_places=2, null=True)
     new_price = models.DecimalField(max_digits=12, decimal_places=2)
-    changed_at = models.DateTimeField(db_index=True)
+    changed_at = models.DateTimeField()
     sync_run = models.ForeignKey("SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["-changed_at"]
+        indexes = [models.Index(fields=["product", "-changed_at"], name="pricechange_product_time")]
 
     def __str__(self):
         return f"{self.product_id}: {self.old_price} -> {self.new_price}"
@@ -153,7 +177,15 @@ class SyncRun(models.Model):
         SKIPPED = "skipped", "Skipped (another sync was running)"
 
     retailer = models.ForeignKey(Retailer, on_delete=models.PROTECT, related_name="sync_runs")
-    trigger = models.CharField(max_length=20, default="manual")  # command, beat, admin, seed
+
+    class Trigger(models.TextChoices):
+        COMMAND = "command", "sync_catalog command"
+        BEAT = "beat", "Scheduled (Celery beat)"
+        ADMIN = "admin", "Admin action"
+        SEED = "seed", "seed_demo"
+        MANUAL = "manual", "Manual"
+
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -165,7 +197,10 @@ class SyncRun(models.Model):
     unchanged = models.PositiveIntegerField(default=0)
     withdrawn = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
+    price_changes = models.PositiveIntegerField(default=0)
+    full = models.BooleanField(default=False, help_text="Read the whole feed and withdraw what is no longer in it.")
     errors = models.JSONField(default=list, blank=True)
+    message = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-started_at"]

@@ -1,3 +1,9 @@
+from django.urls import path
+
+from catalog import views
+
 app_name = "catalog"
 
-urlpatterns = []
+urlpatterns = [
+    path("<int:pk>/", views.product, name="product"),
+]

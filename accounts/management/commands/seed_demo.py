@@ -3,6 +3,8 @@
 from django.core.management.base import BaseCommand
 
 from accounts.demo import DEMO_LOGINS, seed_people
+from catalog.demo import seed_catalog
+from retailer.seed import seed_sandbox_catalog
 from streams.demo import seed_rooms
 
 
@@ -11,6 +13,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         people = seed_people()
+        sandbox = seed_sandbox_catalog()
+        catalog = seed_catalog()
+        self.stdout.write(
+            f"Sandbox retailer: {sandbox['products']} products ({sandbox['created']} new, "
+            f"{sandbox['images_drawn']} pictures drawn). Catalog sync {catalog['sync']}: {catalog['created']} created, "
+            f"{catalog['updated']} updated; {catalog['sellable']} of {catalog['products']} products sell in live rooms."
+        )
         seed_rooms(host=people["host"].host_profile)
 
         self.stdout.write(self.style.SUCCESS("Demo data ready. Log in at http://127.0.0.1:8000/accounts/login/"))
