@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import redis
 import redis.asyncio as aredis
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 if TYPE_CHECKING:
@@ -379,7 +380,9 @@ class Hub:
                 if viewers > room.peak_saved and now - last_peak_write > 2:
                     last_peak_write = now
                     room.peak_saved = viewers
-                    await asyncio.to_thread(services.room_record_counts, room_id=room.id, viewers=viewers, likes=likes)
+                    await database_sync_to_async(services.room_record_counts)(
+                        room_id=room.id, viewers=viewers, likes=likes
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -389,9 +392,10 @@ class Hub:
 class Outbox:
     """A socket's writes: straight through while it keeps up, a short queue when it lags."""
 
-    __slots__ = ("backlog", "closing", "on_overflow", "pending", "send")
+    __slots__ = ("backlog", "closing", "loop", "on_overflow", "pending", "send")
 
     def __init__(self, send, on_overflow):
+        self.loop = asyncio.get_running_loop()
         self.send = send
         self.on_overflow = on_overflow
         self.pending: asyncio.Task | None = None
@@ -412,7 +416,7 @@ class Outbox:
         self._start(message)
 
     def _start(self, message: dict) -> None:
-        task = asyncio.Task(self.send(message), eager_start=True)
+        task = asyncio.Task(self.send(message), loop=self.loop, eager_start=True)
         if task.done():
             if not task.cancelled() and task.exception() is not None:
                 self.closing = True

@@ -124,3 +124,41 @@ def notifications_for(*, user: User, limit: int = 30) -> list[Notification]:
 
 def notifications_unread(*, user: User) -> int:
     return Notification.objects.filter(user=user, read_at__isnull=True).count()
+
+
+def room_me(*, room_id: int, user_id: int | None) -> dict | None:
+    """Who the socket's user is in the room: role, mute, follow."""
+    room = room_get(room_id=room_id)
+    if room is None:
+        return None
+    user = User.objects.filter(pk=user_id).first() if user_id else None
+    role = room_role(room=room, user=user)
+    until = muted_until(room_id=room_id, user_id=user.pk) if user else None
+    return {
+        "id": user.pk if user else None,
+        "name": user.public_name if user else None,
+        "role": role,
+        "muted_until": until.isoformat() if until else None,
+        "following": is_following(user=user, host_id=room.host_id),
+    }
+
+
+def room_snapshot(*, room_id: int, user_id: int | None) -> dict | None:
+    """The whole state a client needs, with the version it was read at."""
+    from streams import events, fanout
+
+    room = room_get(room_id=room_id)
+    if room is None:
+        return None
+    shelf = list(shelf_items(room_id=room_id))
+    pinned = next((item for item in shelf if item.pk == room.pinned_item_id), None)
+    return events.ev_snapshot(
+        v=room.version,
+        room={**events.room_info(room), "followers": followers_count(host_id=room.host_id)},
+        pinned=events.item_card(pinned) if pinned else None,
+        shelf=[events.item_card(item) for item in shelf],
+        chat=[events.chat_payload(m) for m in chat_recent(room_id=room_id)],
+        viewers=fanout.viewers_total(room_id=room_id),
+        likes=fanout.likes_get(room_id=room_id, base=room.likes),
+        me=room_me(room_id=room_id, user_id=user_id),
+    )
