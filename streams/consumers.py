@@ -88,19 +88,26 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.outbox = fanout.Outbox(self.base_send, self._too_slow)
         self.hub = fanout.get_hub()
         await self.accept()
-        state = await database_sync_to_async(_connect_state)(room_id=self.room_id, user_id=self.user_id)
-        if state is None:
-            self.reply(events.ev_error(v=0, code="not_found", message="This room does not exist."))
-            await self.close(CLOSE_NO_ROOM)
-            return
-        if state == Role.BANNED:
-            self.reply(events.ev_error(v=0, code="banned", message="You have been removed from this room."))
-            await self.close(CLOSE_BANNED)
-            return
+        if self.user_id is not None:
+            me = await database_sync_to_async(selectors.room_me)(room_id=self.room_id, user_id=self.user_id)
+            if me is None:
+                await self._refuse(CLOSE_NO_ROOM, "not_found", "This room does not exist.")
+                return
+            if me["role"] == Role.BANNED:
+                await self._refuse(CLOSE_BANNED, "banned", "You have been removed from this room.")
+                return
         # Subscribe FIRST, then read the snapshot: nothing published in between is lost.
         await self.hub.join(self.room_id, self)
         self.joined = True
-        await self.send_snapshot()
+        if not await self.send_snapshot():
+            await self._refuse(CLOSE_NO_ROOM, "not_found", "This room does not exist.")
+
+    async def _refuse(self, code: int, error: str, message: str) -> None:
+        self.reply(events.ev_error(v=0, code=error, message=message))
+        await self.close(code)
+        if self.joined:
+            self.joined = False
+            await self.hub.leave(self.room_id, self)
 
     async def disconnect(self, code):
         if getattr(self, "joined", False):
@@ -124,17 +131,21 @@ class RoomConsumer(AsyncWebsocketConsumer):
     def _too_slow(self) -> None:
         self.hub.loop.create_task(self.close(fanout.CLOSE_TOO_SLOW))
 
-    async def send_snapshot(self, *, ref=None) -> None:
-        snapshot = await database_sync_to_async(selectors.room_snapshot)(room_id=self.room_id, user_id=self.user_id)
-        if snapshot is None:
-            return
-        self.hub.note_version(self.room_id, snapshot["v"])
-        self.reply(snapshot, ref=ref)
+    async def send_snapshot(self, *, ref=None) -> bool:
+        public = await self.hub.public_snapshot(self.room_id, database_sync_to_async(selectors.room_snapshot_public))
+        if public is None:
+            return False
+        if self.user_id is None:
+            me = selectors.ANONYMOUS_ME
+        else:
+            me = await database_sync_to_async(selectors.room_me)(room_id=self.room_id, user_id=self.user_id)
+        self.reply({**public, "me": me}, ref=ref)
         if not self.ready:
             self.ready = True
             early, self.early = self.early, []
             for message in early:
                 self.outbox.push(message)
+        return True
 
     async def kick(self, *, code: int, reason: str) -> None:
         self.reply(
@@ -207,15 +218,6 @@ class RoomConsumer(AsyncWebsocketConsumer):
     @property
     def user(self):
         return self.scope.get("user")
-
-
-def _connect_state(*, room_id: int, user_id: int | None):
-    room = selectors.room_get(room_id=room_id)
-    if room is None:
-        return None
-    if user_id is not None and selectors.is_banned(room_id=room_id, user_id=user_id):
-        return Role.BANNED
-    return "ok"
 
 
 def _int(payload: dict, name: str) -> int:

@@ -188,8 +188,15 @@ def get_hub() -> Hub:
     return hub
 
 
+SNAPSHOT_TTL = 5.0
+CHAT_KEEP = 40
+
+
 class _Room:
-    __slots__ = ("id", "likes", "peak_saved", "sockets", "subscribed", "ticker", "version", "viewers")
+    __slots__ = (
+        "building", "id", "likes", "peak_saved", "snapshot", "snapshot_at", "sockets", "subscribed", "ticker",
+        "version", "viewers",
+    )  # fmt: skip
 
     def __init__(self, room_id: int, loop: asyncio.AbstractEventLoop):
         self.id = room_id
@@ -200,6 +207,10 @@ class _Room:
         self.viewers = -1
         self.likes = -1
         self.peak_saved = 0
+        # The public part of the snapshot, shared by every socket of the room in this process.
+        self.snapshot: dict | None = None
+        self.snapshot_at = 0.0
+        self.building: asyncio.Future | None = None
 
 
 class Hub:
@@ -251,6 +262,38 @@ class Hub:
     def version(self, room_id: int) -> int:
         room = self.rooms.get(room_id)
         return room.version if room else 0
+
+    async def public_snapshot(self, room_id: int, build) -> dict | None:
+        """The room's public snapshot (everything but `me`), read once per version per process.
+
+        Only sockets that already joined (so the room's subscription is live) ask, and a
+        cached snapshot is used only while no state event arrived since it was read: a
+        state event bumps the hub's version and the next socket reads the database again.
+        Chat events passing through the hub are applied to the cached chat list.
+        """
+        room = self.rooms.get(room_id)
+        if room is None:
+            return await build(room_id=room_id)
+        now = time.monotonic()
+        if room.snapshot is not None and room.snapshot["v"] >= room.version and now - room.snapshot_at < SNAPSHOT_TTL:
+            return room.snapshot
+        if room.building is not None:
+            return await asyncio.shield(room.building)
+        room.building = self.loop.create_future()
+        try:
+            snapshot = await build(room_id=room_id)
+        except BaseException as exc:
+            room.building.set_exception(exc)
+            room.building.exception()  # retrieved: waiters re-raise it
+            room.building = None
+            raise
+        if snapshot is not None:
+            self.note_version(room_id, snapshot["v"])
+            if snapshot["v"] >= room.version:
+                room.snapshot, room.snapshot_at = snapshot, now
+        room.building.set_result(snapshot)
+        room.building = None
+        return snapshot
 
     def local_count(self, room_id: int) -> int:
         room = self.rooms.get(room_id)
@@ -325,9 +368,15 @@ class Hub:
         if text.startswith(CONTROL):
             self._control(room, json.loads(text[1:]))
             return
-        # One parse per event per process (not per socket), to learn the room's version.
+        # One parse per event per process (not per socket): the room's version, cached chat.
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            self.note_version(room_id, int(json.loads(text)["v"]))
+            event = json.loads(text)
+            self.note_version(room_id, int(event["v"]))
+            if room.snapshot is not None:
+                if event["type"] == "chat":
+                    room.snapshot["chat"] = [*room.snapshot["chat"], event["message"]][-CHAT_KEEP:]
+                elif event["type"] == "chat.removed":
+                    room.snapshot["chat"] = [m for m in room.snapshot["chat"] if m["id"] != event["id"]]
         self._write(room, text)
 
     def _write(self, room: _Room, text: str) -> None:
@@ -373,6 +422,8 @@ class Hub:
                     likes = _memory_likes.get(room.id, max(room.likes, 0))
                 if viewers != room.viewers or likes != room.likes:
                     room.viewers, room.likes = viewers, likes
+                    if room.snapshot is not None:
+                        room.snapshot = {**room.snapshot, "viewers": viewers, "likes": likes}
                     self._write(
                         room, encode({"type": "counts", "v": room.version, "viewers": viewers, "likes": likes})
                     )

@@ -143,8 +143,19 @@ def room_me(*, room_id: int, user_id: int | None) -> dict | None:
     }
 
 
+ANONYMOUS_ME = {"id": None, "name": None, "role": Role.ANONYMOUS, "muted_until": None, "following": False}
+
+
 def room_snapshot(*, room_id: int, user_id: int | None) -> dict | None:
     """The whole state a client needs, with the version it was read at."""
+    public = room_snapshot_public(room_id=room_id)
+    if public is None:
+        return None
+    return {**public, "me": room_me(room_id=room_id, user_id=user_id) if user_id else ANONYMOUS_ME}
+
+
+def room_snapshot_public(*, room_id: int) -> dict | None:
+    """The snapshot without `me`: the same for every viewer, so a process can share it."""
     from streams import events, fanout
 
     room = room_get(room_id=room_id)
@@ -160,5 +171,5 @@ def room_snapshot(*, room_id: int, user_id: int | None) -> dict | None:
         chat=[events.chat_payload(m) for m in chat_recent(room_id=room_id)],
         viewers=fanout.viewers_total(room_id=room_id),
         likes=fanout.likes_get(room_id=room_id, base=room.likes),
-        me=room_me(room_id=room_id, user_id=user_id),
+        me=None,
     )
