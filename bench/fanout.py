@@ -1,0 +1,488 @@
+"""Room fan-out benchmark: pin-to-screen latency through the real websocket endpoint.
+
+Starts the production-style stack (PostgreSQL, Redis, ONE uvicorn web process serving
+config.asgi), makes a live room with a shelf in a fresh bench database, connects N
+anonymous viewers to /ws/rooms/<id>/ and has the host pin over its own socket at a fixed
+rate; every viewer timestamps each pin frame it receives, and latency is receive time
+minus the moment the bench sent the pin (both clocks in this process).
+
+In the same run it measures a baseline: a bare `websockets` server (a child process)
+fed by ONE Redis subscription, the same N sockets and the same payload size, with the
+bench PUBLISHing the frames to Redis at the same rate.
+
+Then it finds each side's ceiling: deliveries per second sustained with p99 under 1 s
+and every frame delivered, stepping the pin rate up.
+
+    python bench/fanout.py [--viewers 2000] [--rate 2] [--seconds 10]
+
+Needs DATABASE_URL (any database on the server; the bench creates its own) and
+REDIS_URL. Prints a table and a final JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PAYLOAD_PAD = None  # set from the real pin frame size
+
+
+def raise_nofile() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    index = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
+    return values[index]
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_http(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the bench database and room ---------------------------------------------------------
+
+
+def prepare_database(base_url: str) -> str:
+    import psycopg
+
+    parsed = urlparse(base_url)
+    name = "bench_fanout"
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = parsed._replace(path=f"/{name}").geturl()
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": url, "QUIET_EMBEDDED": "1"}, check=True,
+    )  # fmt: skip
+    return url
+
+
+def make_room() -> dict:
+    import django
+
+    django.setup()
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.conf import settings
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.utils import timezone
+
+    from accounts.models import HostProfile, User
+    from catalog.models import Product, ProductImage, Retailer
+    from streams import services
+
+    user = User.objects.create_user(username="benchhost", password="bench-pass-123")
+    host = HostProfile.objects.create(user=user, handle="benchhost", status=HostProfile.Status.APPROVED)
+    retailer = Retailer.objects.create(code="jdm", name="JD Mall Self-Operated")
+    room = services.room_create(host=host, title="Bench room", scheduled_start=timezone.now() + timedelta(hours=1))
+    items = []
+    for i in range(2):
+        product = Product.objects.create(
+            retailer=retailer, sku=f"B{i}", title=f"Noise-cancelling headphones model {i}", brand="Acme",
+            list_price=Decimal("599.00"), self_operated=True, in_feed=True, sellable=True, retailer_stock=500,
+        )  # fmt: skip
+        ProductImage.objects.create(product=product, url=f"https://img.example.com/p/{i}.jpg")
+        items.append(services.shelf_add(room=room, product_id=product.pk, live_price="499.00", by=user).pk)
+    services.room_go_live(room=room)
+    session = SessionStore()
+    session["_auth_user_id"] = str(user.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    session.create()
+    return {"room_id": room.pk, "items": items, "cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}"}
+
+
+# --- the baseline server (run as a child: python bench/fanout.py --baseline-server PORT) --
+
+
+async def baseline_server(port: int, redis_url: str, channel: str) -> None:
+    import redis.asyncio as aredis
+    from websockets.asyncio.server import broadcast, serve
+
+    clients = set()
+
+    async def handler(ws):
+        clients.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            clients.discard(ws)
+
+    client = aredis.Redis.from_url(redis_url, socket_timeout=None)
+    pubsub = client.pubsub()
+    await pubsub.subscribe(channel)
+    async with serve(handler, "127.0.0.1", port, max_size=4096, ping_interval=None, backlog=4096):
+        print("ready", flush=True)
+        async for message in pubsub.listen():
+            if message["type"] == "message":
+                broadcast(clients, message["data"].decode())
+
+
+# --- the load generator ------------------------------------------------------------------
+
+
+class Viewers:
+    def __init__(self):
+        self.sockets = []
+        self.received: dict[int, list[float]] = {}
+        self.tasks = []
+
+    async def connect(self, url: str, n: int, origin: str | None) -> float:
+        from websockets.asyncio.client import connect
+
+        sem = asyncio.Semaphore(100)
+
+        async def one(i):
+            async with sem:
+                for attempt in range(5):
+                    try:
+                        ws = await connect(url, origin=origin, max_size=2**20, ping_interval=None, open_timeout=30)
+                        break
+                    except (OSError, TimeoutError, Exception):
+                        if attempt == 4:
+                            raise
+                        await asyncio.sleep(0.2 * (attempt + 1))
+                self.sockets.append(ws)
+                self.tasks.append(asyncio.create_task(self.read(ws)))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return time.perf_counter() - start
+
+    async def read(self, ws) -> None:
+        received = self.received
+        now = time.perf_counter
+        marker = '"type":"pin"'
+        with contextlib.suppress(Exception):
+            async for frame in ws:
+                if marker in frame:
+                    at = now()
+                    seq = int(frame[frame.index('"pin_id":') + 9 :].split(",", 1)[0].split("}", 1)[0])
+                    received.setdefault(seq, []).append(at)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+        self.sockets.clear()
+
+
+async def run_pins(send_pin, rate: float, seconds: float) -> dict[int, float]:
+    """Call send_pin(seq) at `rate` per second; returns {pin_id: send time}."""
+    sent: dict[int, float] = {}
+    count = max(1, int(rate * seconds))
+    start = time.perf_counter()
+    for i in range(count):
+        target = start + i / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        pin_id = await send_pin(i)
+        if pin_id is not None:
+            sent[pin_id[0]] = pin_id[1]
+    return sent
+
+
+def summarise(viewers: Viewers, sent: dict[int, float], n: int, seconds: float) -> dict:
+    latencies = []
+    delivered = 0
+    for pin_id, t0 in sent.items():
+        times = viewers.received.get(pin_id, [])
+        delivered += len(times)
+        latencies.extend((t - t0) * 1000 for t in times)
+    expected = n * len(sent)
+    return {
+        "pins": len(sent),
+        "delivered": delivered,
+        "delivered_ratio": round(delivered / expected, 5) if expected else 0.0,
+        "p50_ms": round(statistics.median(latencies), 1) if latencies else float("nan"),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "max_ms": round(max(latencies), 1) if latencies else float("nan"),
+        "per_s": round(delivered / seconds),
+    }
+
+
+async def settle(viewers: Viewers, sent: dict[int, float], n: int, wait: float = 4.0) -> None:
+    deadline = time.perf_counter() + wait
+    while time.perf_counter() < deadline:
+        if all(len(viewers.received.get(p, ())) >= n for p in sent):
+            return
+        await asyncio.sleep(0.1)
+
+
+class RoomSide:
+    """Our stack: pins go through the host's websocket, the pin service and the hub."""
+
+    name = "channels+hub"
+
+    def __init__(self, ws_url: str, origin: str, room: dict):
+        self.ws_url, self.origin, self.room = ws_url, origin, room
+        self.host = None
+        self.acks: asyncio.Queue = asyncio.Queue()
+
+    async def start_host(self) -> None:
+        from websockets.asyncio.client import connect
+
+        self.host = await connect(self.ws_url, origin=self.origin, additional_headers={"Cookie": self.room["cookie"]},
+                                  max_size=2**22)  # fmt: skip
+        first = json.loads(await self.host.recv())
+        assert first["type"] == "snapshot" and first["me"]["role"] == "host", first
+        self.reader = asyncio.create_task(self._read_host())
+
+    async def _read_host(self) -> None:
+        async for frame in self.host:
+            event = json.loads(frame)
+            if event["type"] in ("ack", "error"):
+                await self.acks.put(event)
+
+    async def send_pin(self, seq: int):
+        item = self.room["items"][seq % 2]
+        t0 = time.perf_counter()
+        await self.host.send(json.dumps({"type": "pin", "item_id": item, "ref": seq}))
+        # The host's ack comes after the pin was committed and published; waiting for it
+        # keeps pins in order without holding the timestamp hostage to it.
+        ack = await self.acks.get()
+        if ack["type"] != "ack":
+            print("pin refused:", ack, file=sys.stderr)
+            return None
+        return ack["pin_id"], t0
+
+
+class BaselineSide:
+    name = "bare websockets"
+
+    def __init__(self, redis_url: str, channel: str, frame_template: str):
+        import redis.asyncio as aredis
+
+        self.client = aredis.Redis.from_url(redis_url)
+        self.channel = channel
+        self.template = frame_template
+        self.seq = 10**6
+
+    async def start_host(self) -> None:
+        pass
+
+    async def send_pin(self, seq: int):
+        self.seq += 1
+        t0 = time.perf_counter()
+        await self.client.publish(self.channel, self.template.replace('"pin_id":0', f'"pin_id":{self.seq}'))
+        return self.seq, t0
+
+
+async def measure(side, viewers: Viewers, n: int, rate: float, seconds: float) -> dict:
+    sent = await run_pins(side.send_pin, rate, seconds)
+    await settle(viewers, sent, n)
+    return summarise(viewers, sent, n, seconds)
+
+
+async def ceiling(side, viewers: Viewers, n: int, rates: list[float], seconds: float) -> tuple[int, list]:
+    best = 0
+    rows = []
+    for rate in rates:
+        result = await measure(side, viewers, n, rate, seconds)
+        rows.append((rate, result))
+        print(f"  {side.name:16} rate {rate:5.1f} pins/s -> {result['per_s']:7d} deliveries/s "
+              f"p99 {result['p99_ms']:8.1f} ms delivered {result['delivered_ratio']:.4f}", flush=True)  # fmt: skip
+        if result["p99_ms"] < 1000 and result["delivered_ratio"] >= 1.0:
+            best = max(best, result["per_s"])
+        else:
+            break
+        await asyncio.sleep(1.5)
+    return best, rows
+
+
+async def main_async(args) -> dict:
+    import redis
+
+    redis_url = os.environ["REDIS_URL"]
+    prefix = f"benchfanout{os.getpid()}"
+    db_url = prepare_database(os.environ["DATABASE_URL"])
+    os.environ.update({"DATABASE_URL": db_url, "REDIS_PREFIX": prefix, "DJANGO_SETTINGS_MODULE": "config.settings"})
+    room = await asyncio.to_thread(make_room)
+
+    port = free_port()
+    env = {**os.environ, "DB_CONN_MAX_AGE": "60", "LOG_LEVEL": "WARNING", "DEBUG": "0", "SECURE_COOKIES": "0",
+           "ALLOWED_HOSTS": "127.0.0.1,localhost"}  # fmt: skip
+    log = open(ROOT / "var" / "bench-fanout-web.log", "w")  # noqa: SIM115
+    web = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--backlog", "4096", "--ws-max-size", "4096", "--no-access-log"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base_port = free_port()
+    base_channel = f"{prefix}:baseline"
+    base = subprocess.Popen(
+        [sys.executable, __file__, "--baseline-server", str(base_port), "--channel", base_channel],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", web)
+        assert base.stdout.readline().strip() == "ready"
+        n, rate, seconds = args.viewers, args.rate, args.seconds
+        rates = [float(r) for r in args.rates.split(",")]
+
+        # --- our stack ---
+        print(f"== channels+hub: {n} viewers on one uvicorn process", flush=True)
+        ours = RoomSide(f"ws://127.0.0.1:{port}/ws/rooms/{room['room_id']}/", f"http://127.0.0.1:{port}", room)
+        viewers = Viewers()
+        connect_s = await viewers.connect(ours.ws_url, n, ours.origin)
+        await ours.start_host()
+        await asyncio.sleep(2)
+        rss = rss_mb(web.pid)
+        main = await measure(ours, viewers, n, rate, seconds)
+        print(f"  connect {connect_s:.2f} s, main run: {main}", flush=True)
+        ceiling_ours, _rows_ours = await ceiling(ours, viewers, n, rates, args.step_seconds)
+        rss = max(rss, rss_mb(web.pid))
+        sample = await fetch_pin_frame(ours)
+        await viewers.close()
+        await ours.host.close()
+
+        # --- baseline ---
+        print(f"== baseline: bare websockets + one Redis subscription, {n} viewers", flush=True)
+        template = sample.replace(f'"pin_id":{json.loads(sample)["pin_id"]}', '"pin_id":0')
+        baseline = BaselineSide(redis_url, base_channel, template)
+        viewers = Viewers()
+        base_connect_s = await viewers.connect(f"ws://127.0.0.1:{base_port}/", n, None)
+        await asyncio.sleep(2)
+        base_main = await measure(baseline, viewers, n, rate, seconds)
+        print(f"  connect {base_connect_s:.2f} s, main run: {base_main}", flush=True)
+        ceiling_base, _rows_base = await ceiling(baseline, viewers, n, rates, args.step_seconds)
+        await viewers.close()
+    finally:
+        for proc in (web, base):
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+        log.close()
+        with contextlib.suppress(Exception):
+            client = redis.Redis.from_url(redis_url)
+            keys = list(client.scan_iter(match=f"{prefix}:*"))
+            if keys:
+                client.delete(*keys)
+
+    result = {
+        "viewers": n,
+        "rate_pins_per_s": rate,
+        "payload_bytes": len(sample.encode()),
+        "p50_ms": main["p50_ms"],
+        "p99_ms": main["p99_ms"],
+        "delivered_ratio": main["delivered_ratio"],
+        "baseline_p50_ms": base_main["p50_ms"],
+        "baseline_p99_ms": base_main["p99_ms"],
+        "baseline_delivered_ratio": base_main["delivered_ratio"],
+        "ceiling_per_s": ceiling_ours,
+        "baseline_ceiling_per_s": ceiling_base,
+        "connect_s": round(connect_s, 2),
+        "baseline_connect_s": round(base_connect_s, 2),
+        "rss_mb": round(rss, 1),
+    }
+    print()
+    print(f"{'':28}{'channels+hub':>14}{'baseline':>14}{'ratio':>10}")
+    for label, a, b, better_low in [
+        ("p50 latency (ms)", main["p50_ms"], base_main["p50_ms"], True),
+        ("p99 latency (ms)", main["p99_ms"], base_main["p99_ms"], True),
+        ("delivered ratio", main["delivered_ratio"], base_main["delivered_ratio"], False),
+        ("ceiling (deliveries/s)", ceiling_ours, ceiling_base, False),
+        ("connect all viewers (s)", round(connect_s, 2), round(base_connect_s, 2), True),
+    ]:
+        ratio = (a / b) if b else float("nan")
+        print(f"{label:28}{a:>14}{b:>14}{ratio:>10.2f}")
+    print(f"{'web process RSS (MB)':28}{round(rss, 1):>14}")
+    verdict = {
+        "all_delivered": main["delivered_ratio"] >= 1.0,
+        "p99_within_2x_baseline": main["p99_ms"] <= 2 * base_main["p99_ms"],
+        "ceiling_at_least_30pct": ceiling_ours >= 0.3 * ceiling_base,
+        "connect_within_2x_baseline": connect_s <= 2 * base_connect_s,
+    }
+    print("targets:", verdict)
+    result["targets_met"] = all(verdict.values())
+    return result
+
+
+async def fetch_pin_frame(side: RoomSide) -> str:
+    """One real pin frame as a viewer receives it (for the baseline's payload size)."""
+    from websockets.asyncio.client import connect
+
+    async with connect(side.ws_url, origin=side.origin) as ws:
+        await ws.recv()  # snapshot
+        await side.send_pin(0)
+        while True:
+            frame = await asyncio.wait_for(ws.recv(), 5)
+            if '"type":"pin"' in frame:
+                return frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--viewers", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=2.0, help="pins per second in the main run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the main run")
+    parser.add_argument("--rates", default="2,4,6,8,10,12,16,20,24,32", help="pin rates stepped for the ceiling")
+    parser.add_argument("--step-seconds", type=float, default=4.0)
+    parser.add_argument("--baseline-server", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--channel", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    raise_nofile()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    if args.baseline_server:
+        asyncio.run(baseline_server(args.baseline_server, os.environ["REDIS_URL"], args.channel))
+        return
+    (ROOT / "var").mkdir(exist_ok=True)
+    result = asyncio.run(main_async(args))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
