@@ -147,8 +147,14 @@
     try { video.load(); } catch (e) { /* nothing loaded */ }
   }
 
+  // Safari (and every iOS browser, all WebKit) plays HLS natively and well: use it there.
+  // Chromium now also answers canPlayType for HLS, but the low-latency tuning and stall
+  // recovery live in hls.js, so everywhere else hls.js plays whenever it can.
   function useNative() {
-    return !!video.canPlayType("application/vnd.apple.mpegurl") || !(window.Hls && window.Hls.isSupported());
+    var native = !!video.canPlayType("application/vnd.apple.mpegurl");
+    var hlsjs = !!(window.Hls && window.Hls.isSupported());
+    var webkit = navigator.vendor === "Apple Computer, Inc.";
+    return native && (webkit || !hlsjs);
   }
 
   function load(url, live) {
