@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONTROL = "!"
-TICK_SECONDS = 0.4
+TICK_SECONDS = 1.0
 VIEWER_FIELD_TTL = 5.0
 MAX_BACKLOG = 256  # frames a slow socket may owe before it is closed
 CLOSE_TOO_SLOW = 4408
