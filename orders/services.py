@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
@@ -343,18 +342,20 @@ def order_place(
         card=card.fingerprint if card else (None if payment_method in (None, "") else "invalid"),
     )  # fmt: skip
 
-    existing = Order.objects.filter(buyer=user, idempotency_key=key).first()
+    existing = _order_for_key(user_id=user.pk, key=key)
     if existing is not None:
         return _replay(existing, fingerprint=fingerprint, card=card, user=user)
+    # The crowd's answer once stock is gone: two indexed reads, no transaction, no lock.
+    left = _stock_precheck(shelf_item_id=shelf_item_id, flash_sale_id=flash_sale_id)
+    if left is not None and left < quantity:
+        raise _sold_out(left)
 
     if payment_method not in (None, "") and card is None:
         raise errors.CardInvalid()
     address = Address.objects.filter(pk=address_id, user=user).first() if address_id else None
     if address is None:
         raise errors.AddressInvalid()
-    try:
-        address.full_clean()
-    except ValidationError:
+    if not all((address.recipient, address.phone, address.province, address.city, address.line)):
         raise errors.AddressInvalid("That address is incomplete. Please edit it or choose another.")
 
     offer = resolve_offer(shelf_item_id=shelf_item_id, flash_sale_id=flash_sale_id)
@@ -365,23 +366,55 @@ def order_place(
         )
     if quantity > offer.per_user_limit:
         raise errors.LimitReached(f"You can buy at most {offer.per_user_limit} of these.", limit=offer.per_user_limit)
-    # Cheap early answer once the bucket is empty: no transaction, no lock.
-    left = StockBucket.objects.filter(pk=offer.bucket.pk).values_list("available", flat=True).first() or 0
-    if left < quantity:
-        raise _sold_out(left)
+    if offer.bucket.available < quantity:
+        raise _sold_out(offer.bucket.available)
 
     try:
         order = _reserve(user=user, offer=offer, quantity=quantity, address=address, key=key,
                          fingerprint=fingerprint, card=card)  # fmt: skip
     except IntegrityError:
-        existing = Order.objects.filter(buyer=user, idempotency_key=key).first()
+        existing = _order_for_key(user_id=user.pk, key=key)
         if existing is None:
             raise
         return _replay(existing, fingerprint=fingerprint, card=card, user=user)
 
     if card is not None:
         _pay(order_id=order.pk, card=card, actor=user)
+        _wait_settled(order.pk)
     return _answer(order)
+
+
+def _order_for_key(*, user_id: int, key: str) -> Order | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM orders_order WHERE buyer_id = %s AND idempotency_key = %s", [user_id, key])
+        row = cursor.fetchone()
+    return None if row is None else Order.objects.get(pk=row[0])
+
+
+_PRECHECK_SQL = (
+    "SELECT COALESCE((SELECT fb.available FROM orders_flashsale s JOIN orders_stockbucket fb ON fb.id = s.bucket_id "
+    "WHERE s.shelf_item_id = i.id AND s.starts_at <= %s AND s.ends_at > %s {sale} ORDER BY s.starts_at LIMIT 1), "
+    "{fallback}) FROM streams_shelfitem i JOIN streams_room r ON r.id = i.room_id "
+    "WHERE i.id = %s AND i.is_active AND r.status = 'live'"
+)
+_PRECHECK_SHELF = (
+    "(SELECT rb.available FROM orders_stockbucket rb WHERE rb.shelf_item_id = i.id AND rb.kind = 'regular')"
+)
+
+
+def _stock_precheck(*, shelf_item_id: int, flash_sale_id: int | None) -> int | None:
+    """Units left for what this buyer would get, if the room is live and the item on sale;
+    None when the full checks must speak (they give the precise reason)."""
+    now = timezone.now()
+    if flash_sale_id is None:  # a running sale on the item wins over the shelf
+        sql, params = _PRECHECK_SQL.format(sale="", fallback=_PRECHECK_SHELF), [now, now, shelf_item_id]
+    else:
+        sql, params = _PRECHECK_SQL.format(sale="AND s.id = %s", fallback="NULL"), [now, now, flash_sale_id,
+                                                                                 shelf_item_id]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def _sold_out(left: int) -> errors.SoldOut:
