@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.models import HostProfile, User
 from catalog.models import Product, Retailer
 from conftest import ROOT, AsgiServer, free_port
+from streams import services
 from streams.models import PinEvent, Room, ShelfItem
 
 # Needs ffmpeg, nginx and libnginx-mod-rtmp: .ci/run installs them when missing.
@@ -161,6 +162,20 @@ def test_ffmpeg_goes_live_and_a_viewer_watches_it_play(media, transactional_db, 
     second = video_time(page)
     assert second > first + 1, f"the video did not advance ({first} -> {second})"
     assert page.locator("[data-player] [data-badge]").inner_text().strip().lower() == "live"
+    # The real-time side of the same room: the host pins a product and chats; the viewer
+    # watching the video sees both arrive without a reload.
+    retailer = Retailer.objects.create(code="jdm-live", name="JD Mall")
+    product = Product.objects.create(
+        retailer=retailer, sku="E2E-LIVE", title="Smart kettle 1.7 L", list_price=Decimal("129.00"),
+        self_operated=True, sellable=True, retailer_stock=30,
+    )  # fmt: skip
+    item = ShelfItem.objects.create(room=room, product=product, live_price=Decimal("89.00"))
+    host_user = room.host.user
+    services.room_pin(room=room, item_id=item.pk, by=host_user)
+    services.chat_post(room=room, user=host_user, text="The kettle is 89 today only!")
+    page.locator("#pinned-card").get_by_text("Smart kettle 1.7 L").wait_for(timeout=10_000)
+    page.locator("#chat-list").get_by_text("The kettle is 89 today only!").wait_for(timeout=10_000)
+    assert video_time(page) > second  # the video kept playing meanwhile
     screenshot("video-live")
     assert not [url for url in requests if room.stream_key in url]
     assert any(f"/hls/live/room-{room.pk}/" in url and url.endswith(".ts") for url in requests)
