@@ -243,6 +243,7 @@ def test_a_replay_moment_seeks_the_player(media, transactional_db, page, screens
     )
     page.wait_for_function("document.querySelector('[data-player]').dataset.state === 'playing'", timeout=10_000)
     assert moments.nth(1).get_attribute("aria-current") == "true"
+    page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_timeout(600)
     screenshot("video-replay")
 
