@@ -122,10 +122,9 @@ class ProductForm(forms.ModelForm):
 class ProductAdmin(SyncNowMixin, admin.ModelAdmin):
     form = ProductForm
     list_display = [
-        "thumbnail", "title", "brand", "sku", "category", "price", "stock",
-        "self_operated", "sellable", "feed_state",
+        "thumbnail", "product", "price", "stock", "own", "feed_state",
     ]  # fmt: skip
-    list_display_links = ["thumbnail", "title"]
+    list_display_links = ["thumbnail", "product"]
     list_filter = ["category", "self_operated", "sellable", InStockFilter, "in_feed"]
     search_fields = ["title", "brand", "sku"]
     search_help_text = "Title, brand or retailer SKU"
@@ -182,7 +181,21 @@ class ProductAdmin(SyncNowMixin, admin.ModelAdmin):
             return format_html('<span class="cat-thumb empty">{}</span>', (obj.brand or "?")[:1])
         return format_html('<img src="{}" alt="" class="cat-thumb" loading="lazy">', images[0].url)
 
-    @admin.display(description="List price", ordering="list_price")
+    @admin.display(description="Product", ordering="title")
+    def product(self, obj):
+        return format_html(
+            '<span class="cat-title">{}</span><span class="cat-sub">{} · <span class="cat-sku">{}</span> · {}</span>',
+            obj.title,
+            obj.brand or "No brand",
+            obj.sku,
+            obj.category or "No category",
+        )
+
+    @admin.display(description="Self-op.", boolean=True, ordering="self_operated")
+    def own(self, obj):
+        return obj.self_operated
+
+    @admin.display(description="Price", ordering="list_price")
     def price(self, obj):
         return format_html('<span class="cat-num">{}</span>', money(obj.list_price))
 
@@ -200,19 +213,18 @@ class ProductAdmin(SyncNowMixin, admin.ModelAdmin):
             css = "ok"
         return format_html('<span class="cat-stock {}">{}</span>', css, obj.retailer_stock)
 
-    @admin.display(description="Status")
+    @admin.display(description="Sellable", ordering="-sellable")
     def feed_state(self, obj):
+        """Whether it sells in live rooms, and if not, why not."""
         if obj.sellable:
-            return format_html('<span class="cat-pill ok">{}</span>', "Selling live")
+            return format_html('<span class="cat-pill ok">{}</span>', "Selling")
         if not obj.in_feed:
-            return format_html(
-                '<span class="cat-pill danger" title="{}">{}</span>', obj.withdrawn_reason, "Gone from feed"
-            )
+            return format_html('<span class="cat-pill danger" title="{}">{}</span>', obj.withdrawn_reason, "Gone")
         if not obj.self_operated:
             return format_html('<span class="cat-pill muted">{}</span>', "Third-party")
         if obj.withdrawn_reason:
             return format_html('<span class="cat-pill warn" title="{}">{}</span>', obj.withdrawn_reason, "Withdrawn")
-        return format_html('<span class="cat-pill">{}</span>', "Not enabled")
+        return format_html('<span class="cat-pill">{}</span>', "Off")
 
     @admin.display(description="Commission in effect")
     def effective_commission(self, obj):
@@ -271,8 +283,7 @@ class ProductAdmin(SyncNowMixin, admin.ModelAdmin):
 @admin.register(SyncRun)
 class SyncRunAdmin(SyncNowMixin, admin.ModelAdmin):
     list_display = [
-        "started_at", "status_badge", "trigger", "full", "duration_display", "created", "updated",
-        "withdrawn", "rejected", "price_changes", "pages",
+        "started", "status_badge", "trigger_display", "duration_display", "changes",
     ]  # fmt: skip
     list_filter = ["status", "trigger", "full"]
     list_per_page = 50
@@ -292,6 +303,28 @@ class SyncRunAdmin(SyncNowMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="Started", ordering="started_at")
+    def started(self, obj):
+        return timezone.localtime(obj.started_at).strftime("%d %b %H:%M:%S")
+
+    @admin.display(description="Trigger", ordering="trigger")
+    def trigger_display(self, obj):
+        label = obj.get_trigger_display()
+        return format_html("{} <span class='cat-pill muted'>full</span>", label) if obj.full else label
+
+    @admin.display(description="Changes")
+    def changes(self, obj):
+        parts = [
+            (obj.created, "created", "ok"), (obj.updated, "updated", ""), (obj.price_changes, "price changes", ""),
+            (obj.withdrawn, "withdrawn", "warn"), (obj.rejected, "rejected", "danger"),
+        ]  # fmt: skip
+        shown = [(n, label, css) for n, label, css in parts if n]
+        if not shown:
+            return format_html('<span class="cat-sub">{}</span>', "No changes" if obj.pages else "-")
+        return format_html_join(
+            " ", '<span class="cat-pill {}">{} {}</span>', ((css, n, label) for n, label, css in shown)
+        )
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):

@@ -179,10 +179,10 @@ class SyncRun(models.Model):
     retailer = models.ForeignKey(Retailer, on_delete=models.PROTECT, related_name="sync_runs")
 
     class Trigger(models.TextChoices):
-        COMMAND = "command", "sync_catalog command"
-        BEAT = "beat", "Scheduled (Celery beat)"
-        ADMIN = "admin", "Admin action"
-        SEED = "seed", "seed_demo"
+        COMMAND = "command", "Command"  # manage.py sync_catalog
+        BEAT = "beat", "Schedule"  # Celery beat
+        ADMIN = "admin", "Admin"
+        SEED = "seed", "Seed"  # manage.py seed_demo
         MANUAL = "manual", "Manual"
 
     trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL)

@@ -1,3 +1,4 @@
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -20,6 +21,7 @@ class FakeRetailer:
     def __init__(self, pages: list[list[dict]], categories=("phones", "home")):
         self.pages = pages
         self.categories = categories
+        self.token = uuid.uuid4().hex
 
     def catalog_categories(self):
         return {
@@ -28,11 +30,11 @@ class FakeRetailer:
         }
 
     def catalog_feed(self, *, cursor, limit=100):
-        # Cursors are "<this fake's id>:<page>"; another fake's cursor reads from the start.
+        # Cursors are "<this fake's token>:<page>"; another fake's cursor reads from the start.
         mine, _, page = (cursor or "").partition(":")
-        index = int(page) if mine == str(id(self)) else 0
+        index = int(page) if mine == self.token else 0
         items = self.pages[index] if index < len(self.pages) else []
-        return {"items": items, "next_cursor": f"{id(self)}:{index + 1}", "has_more": index + 1 < len(self.pages)}
+        return {"items": items, "next_cursor": f"{self.token}:{index + 1}", "has_more": index + 1 < len(self.pages)}
 
 
 def entry(sku: str, **overrides) -> dict:
