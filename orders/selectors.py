@@ -92,14 +92,14 @@ class Quote:
         return asdict(self)
 
 
-def order_quote(*, user: User, shelf_item_id, quantity=1, flash_sale_id=None) -> Quote:
+def order_quote(*, user: User, shelf_item_id, quantity=1, flash_sale_id=None, room_id: int | None = None) -> Quote:
     """The server's price breakdown for the buy sheet. Raises errors.OrderError."""
     from orders import services
 
     item_id = services._positive_int(shelf_item_id, what="product")
     quantity = services._positive_int(quantity, what="quantity", maximum=services.MAX_QUANTITY)
     sale_id = services._optional_id(flash_sale_id, what="flash sale")
-    offer = services.resolve_offer(shelf_item_id=item_id, flash_sale_id=sale_id)
+    offer = services.resolve_offer(shelf_item_id=item_id, flash_sale_id=sale_id, room_id=room_id)
     held = (
         PurchaseAllowance.objects.filter(user=user, bucket=offer.bucket).values_list("units", flat=True).first() or 0
     )
@@ -170,3 +170,18 @@ def room_for_host(*, user: User, room_id: int) -> Room:
     if room is None or not user.is_authenticated or (room.host.user_id != user.pk and not user.is_staff):
         raise Http404("No such room")
     return room
+
+
+def addresses_for_sheet(*, user: User) -> list[dict]:
+    from accounts.models import Address
+
+    return [
+        {"id": a.pk, "recipient": a.recipient, "line": a.one_line, "phone": a.phone, "default": a.is_default}
+        for a in Address.objects.filter(user=user)
+    ]
+
+
+def room_offers(*, room_id: int) -> dict:
+    """What every viewer may see: units left per shelf item and the room's flash sales."""
+    return {"stock": {str(k): v for k, v in stock_for_room(room_id=room_id).items()},
+            "flash_sales": flash_sales_for_room(room_id=room_id)}  # fmt: skip

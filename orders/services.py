@@ -152,7 +152,9 @@ def running_sale(item_id: int, now: datetime) -> FlashSale | None:
     )
 
 
-def resolve_offer(*, shelf_item_id: int, flash_sale_id: int | None, now: datetime | None = None) -> Offer:
+def resolve_offer(
+    *, shelf_item_id: int, flash_sale_id: int | None, now: datetime | None = None, room_id: int | None = None
+) -> Offer:
     """The price and stock a buyer gets right now, or the shopper-friendly reason why not."""
     now = now or timezone.now()
     item = (
@@ -160,7 +162,7 @@ def resolve_offer(*, shelf_item_id: int, flash_sale_id: int | None, now: datetim
         .filter(pk=shelf_item_id)
         .first()
     )
-    if item is None:
+    if item is None or (room_id is not None and item.room_id != room_id):
         raise errors.NotFound("That product isn't in this room.")
     room = item.room
     if room.status == Room.Status.ENDED:
@@ -325,6 +327,7 @@ def order_place(
     idempotency_key,
     flash_sale_id=None,
     expected_unit_price=None,
+    room_id: int | None = None,
 ) -> PlaceResult:
     """Reserve stock, create the order and (with a payment method) pay for it.
 
@@ -346,7 +349,7 @@ def order_place(
     if existing is not None:
         return _replay(existing, fingerprint=fingerprint, card=card, user=user)
     # The crowd's answer once stock is gone: two indexed reads, no transaction, no lock.
-    left = _stock_precheck(shelf_item_id=shelf_item_id, flash_sale_id=flash_sale_id)
+    left = _stock_precheck(shelf_item_id=shelf_item_id, flash_sale_id=flash_sale_id, room_id=room_id)
     if left is not None and left < quantity:
         raise _sold_out(left)
 
@@ -358,7 +361,7 @@ def order_place(
     if not all((address.recipient, address.phone, address.province, address.city, address.line)):
         raise errors.AddressInvalid("That address is incomplete. Please edit it or choose another.")
 
-    offer = resolve_offer(shelf_item_id=shelf_item_id, flash_sale_id=flash_sale_id)
+    offer = resolve_offer(shelf_item_id=shelf_item_id, flash_sale_id=flash_sale_id, room_id=room_id)
     if expected_unit_price not in (None, "") and _money(expected_unit_price) != offer.unit_price:
         raise errors.PriceChanged(
             f"The price changed to ¥{offer.unit_price}. Check it and confirm again.",
@@ -402,7 +405,7 @@ _PRECHECK_SHELF = (
 )
 
 
-def _stock_precheck(*, shelf_item_id: int, flash_sale_id: int | None) -> int | None:
+def _stock_precheck(*, shelf_item_id: int, flash_sale_id: int | None, room_id: int | None = None) -> int | None:
     """Units left for what this buyer would get, if the room is live and the item on sale;
     None when the full checks must speak (they give the precise reason)."""
     now = timezone.now()
@@ -411,6 +414,8 @@ def _stock_precheck(*, shelf_item_id: int, flash_sale_id: int | None) -> int | N
     else:
         sql, params = _PRECHECK_SQL.format(sale="AND s.id = %s", fallback="NULL"), [now, now, flash_sale_id,
                                                                                  shelf_item_id]  # fmt: skip
+    if room_id is not None:
+        sql, params = sql + " AND i.room_id = %s", [*params, room_id]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

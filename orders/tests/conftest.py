@@ -6,3 +6,19 @@ def _sandbox_callbacks_off(settings):
     """Tests send the sandbox bank's callbacks themselves."""
     settings.PAYMENT_SANDBOX_CONFIRM_SECONDS = 0
     settings.ORDERS_STOCK_COALESCE_SECONDS = 0.05
+
+
+@pytest.fixture(autouse=True)
+def _clean_room_keys():
+    """Room ids restart with each test database: drop last run's rate windows."""
+    from django.conf import settings as dj
+
+    if dj.REDIS_URL:
+        from streams.fanout import sync_redis
+
+        client = sync_redis()
+        for pattern in (f"{dj.REDIS_PREFIX}:room:*", f"{dj.REDIS_PREFIX}:rate:*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+    yield

@@ -92,7 +92,8 @@ def test_a_later_declined_delivery_cannot_undo_a_payment(client, waiting):
 
 @pytest.mark.parametrize(
     "payload",
-    [b"not json", b"[]", b"{}", json.dumps({"delivery_id": "d1", "reference": "pay_x", "outcome": "succeeded"}).encode(),
+    [b"not json", b"[]", b"{}",
+     json.dumps({"delivery_id": "d1", "reference": "pay_x", "outcome": "succeeded"}).encode(),
      json.dumps({"delivery_id": 5, "reference": "r", "outcome": "succeeded"}).encode(),
      json.dumps({"delivery_id": "d2", "reference": "r", "outcome": "refund_everything"}).encode()],
 )  # fmt: skip

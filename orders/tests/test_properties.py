@@ -1,6 +1,7 @@
 """Hypothesis drives random sequences of buy, pay, decline, expire, cancel and callbacks;
 after every step the stock is conserved, money adds up and no order is in an illegal state."""
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -114,7 +115,7 @@ class Shop(RuleBasedStateMachine):
                 assert payment is not None and payment.status == "succeeded" and payment.amount == order.total
             events = list(order.events.all())
             assert events[0].from_status == "" and events[-1].to_status == order.status
-            for a, b in zip(events, events[1:], strict=False):
+            for a, b in itertools.pairwise(events):
                 assert b.from_status == a.to_status and b.to_status in TRANSITIONS[a.to_status]
         assert not OrderEvent.objects.filter(to_status="paid", order__payment__status="declined").exists()
 
