@@ -29,7 +29,10 @@ def product_search(*, query: str = "", category_id: int | None = None, page: int
         qs = qs.filter(search_text__contains=term[:64])
     if category_id is not None:
         qs = qs.filter(category_id=category_id)
-    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+    try:
+        page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+    except (TypeError, ValueError):
+        page_size = 20
     return Paginator(qs.order_by("title", "id"), page_size).get_page(page)
 
 

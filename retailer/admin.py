@@ -1,10 +1,11 @@
 """Admin for the sandbox retailer's own tables: the partner's system, clearly labelled as such."""
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.utils.html import format_html
 
 from retailer.models import SandboxCategory, SandboxFault, SandboxProduct
-from retailer.services import clear_faults, sandbox_churn, touch_products
+from retailer.services import clear_faults, sandbox_churn, take_seq, touch_products
 
 
 @admin.register(SandboxCategory)
@@ -33,10 +34,6 @@ class SandboxProductAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         # Every edit moves the product to the end of the feed, as the real retailer's would.
-        from django.db import transaction
-
-        from retailer.services import take_seq
-
         with transaction.atomic():
             obj.seq = take_seq()
             super().save_model(request, obj, form, change)
@@ -50,8 +47,6 @@ class SandboxProductAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retire selected products (they leave the feed)")
     def retire(self, request, queryset):
-        from django.db import transaction
-
         with transaction.atomic():
             products = list(queryset.select_for_update().exclude(status=SandboxProduct.Status.RETIRED))
             for p in products:
@@ -61,8 +56,6 @@ class SandboxProductAdmin(admin.ModelAdmin):
 
     @admin.action(description="Put selected products back on sale")
     def put_back_on_sale(self, request, queryset):
-        from django.db import transaction
-
         with transaction.atomic():
             products = list(queryset.select_for_update().exclude(status=SandboxProduct.Status.ACTIVE))
             for p in products:

@@ -135,3 +135,13 @@ def test_injected_faults_answer_errors_then_recover(client, seeded):
     set_fault(kind="error", times=2, status_code=503)
     codes = [signed_post(client, "/retailer-api/v1/catalog/feed", {"limit": 1}).status_code for _ in range(3)]
     assert codes == [503, 503, 200]
+
+
+def test_sandbox_churn_command_reports_what_changed(seeded, capsys):
+    from django.core.management import call_command
+
+    cursor = api.handle("catalog/feed", {"limit": 500})["next_cursor"]
+    call_command("sandbox_churn", "--seed", "4", "--prices", "3", "--stock", "0", "--retire", "1", "--flip", "0")
+    assert "price_changes 3" in capsys.readouterr().out
+    changed = api.handle("catalog/feed", {"cursor": cursor, "limit": 500})["items"]
+    assert [i["status"] for i in changed].count("retired") == 1
