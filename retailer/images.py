@@ -89,12 +89,29 @@ SHAPES = {
 }
 
 
+@cache
+def _shape_layer(category: str, view: int) -> tuple[Image.Image, tuple[int, int]]:
+    """The product drawing on a transparent layer: front (0), tilted (1) or small for the box shot (2)."""
+    _, _, accent = PALETTES.get(category, DEFAULT_PALETTE)
+    layer = Image.new("RGBA", (SIZE, SIZE), (0, 0, 0, 0))
+    SHAPES.get(category, _appliance)(ImageDraw.Draw(layer), accent)
+    if view == 1:
+        return layer.rotate(-14, resample=Image.Resampling.BICUBIC, center=(240, 210)), (0, 0)
+    if view == 2:
+        return layer.resize((SIZE * 7 // 10, SIZE * 7 // 10), Image.Resampling.LANCZOS), (SIZE * 15 // 100, 40)
+    return layer, (0, 0)
+
+
 def draw_product_image(path: Path, *, category: str, brand: str, variant: int = 0) -> None:
     """Write a JPEG product picture to `path` (variant 1, 2... are other angles/colours)."""
     image = _gradient(category, variant % 4).copy()
+    if variant % 3 == 2:  # in the box: the product standing in its open carton
+        box = ImageDraw.Draw(image)
+        box.rounded_rectangle((96, 236, 384, 352), radius=14, fill="#f5f5f4", outline="#a8a29e", width=3)
+        box.line((96, 270, 384, 270), fill="#d6d3d1", width=3)
+    layer, offset = _shape_layer(category, variant % 3)
+    image.paste(layer, offset, layer)
     draw = ImageDraw.Draw(image)
-    _, _, accent = PALETTES.get(category, DEFAULT_PALETTE)
-    SHAPES.get(category, _appliance)(draw, accent)
     font = _font(38 if len(brand) <= 12 else 28)
     width = draw.textlength(brand, font=font)
     draw.rounded_rectangle(((SIZE - width) / 2 - 18, 372, (SIZE + width) / 2 + 18, 428), radius=28, fill="#ffffffd9")
