@@ -33,6 +33,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from streams import events, fanout, selectors, services
+from streams.models import Room
 from streams.selectors import Role
 from streams.services import RoomError
 
@@ -282,7 +283,10 @@ async def handle_follow(consumer: RoomConsumer, payload: dict) -> None:
 @register("pin")
 async def handle_pin(consumer: RoomConsumer, payload: dict) -> None:
     item_id = _int(payload, "item_id")
-    pin = await _with_room(services.room_pin)(consumer.room_id, item_id=item_id, by=consumer.user)
+    # room_pin locks and re-reads the room itself: no separate read first on this hot path.
+    pin = await database_sync_to_async(services.room_pin)(
+        room=Room(pk=consumer.room_id), item_id=item_id, by=consumer.user
+    )
     consumer.ack(payload, pin_id=pin.pk)
 
 
