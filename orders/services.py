@@ -826,3 +826,11 @@ def product_open_record(*, user: User, shelf_item_id: int) -> None:
     if item is None or not user.is_authenticated:
         return
     ProductOpen.objects.get_or_create(shelf_item_id=item["pk"], user=user, defaults={"room_id": item["room_id"]})
+
+
+def room_stock_open(*, room_id: int) -> None:
+    """Open the stock buckets of a room's active shelf items (once each; see regular_bucket)."""
+    have = set(StockBucket.objects.filter(shelf_item__room_id=room_id, kind=StockBucket.Kind.REGULAR)
+               .values_list("shelf_item_id", flat=True))  # fmt: skip
+    for item in ShelfItem.objects.filter(room_id=room_id, is_active=True).exclude(pk__in=have):
+        regular_bucket(item)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("payments/callback", views.payment_callback, name="payment_callback"),
     path("api/quote", views.quote, name="quote"),
     path("api/buy", views.buy, name="buy"),
+    path("rooms/<int:room_id>/offers", views.room_offers, name="room_offers"),
     path("rooms/<int:room_id>/sales", views.room_sales, name="room_sales"),
     path("rooms/<int:room_id>/flash-sales", views.flash_sale_create, name="flash_sale_create"),
     path("<str:number>/", views.order_detail, name="detail"),

@@ -127,6 +127,13 @@ def buy(request):
     return JsonResponse(result.as_dict(), status=200)
 
 
+@require_GET
+def room_offers(request, room_id: int):
+    """Public: units left per shelf item and the room's flash sales (the cards' truth)."""
+    services.room_stock_open(room_id=room_id)
+    return JsonResponse(selectors.room_offers(room_id=room_id))
+
+
 @login_required
 @require_GET
 def room_sales(request, room_id: int):
