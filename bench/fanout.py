@@ -159,7 +159,7 @@ async def baseline_server(port: int, redis_url: str, channel: str) -> None:
     client = aredis.Redis.from_url(redis_url, socket_timeout=None)
     pubsub = client.pubsub()
     await pubsub.subscribe(channel)
-    async with serve(handler, "127.0.0.1", port, max_size=4096, ping_interval=None, backlog=4096):
+    async with serve(handler, "127.0.0.1", port, max_size=4096, ping_interval=None, backlog=4096, compression=None):
         print("ready", flush=True)
         async for message in pubsub.listen():
             if message["type"] == "message":
@@ -184,7 +184,8 @@ class Viewers:
             async with sem:
                 for attempt in range(5):
                     try:
-                        ws = await connect(url, origin=origin, max_size=2**20, ping_interval=None, open_timeout=30)
+                        ws = await connect(url, origin=origin, max_size=2**20, ping_interval=None, open_timeout=30,
+                                           compression=None)  # fmt: skip
                         break
                     except (OSError, TimeoutError, Exception):
                         if attempt == 4:
@@ -342,7 +343,8 @@ async def main_async(args) -> dict:
     log = open(ROOT / "var" / "bench-fanout-web.log", "w")  # noqa: SIM115
     web = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning", "--backlog", "4096", "--ws-max-size", "4096", "--no-access-log"],
+         "--log-level", "warning", "--backlog", "4096", "--ws-max-size", "4096", "--no-access-log",
+         "--ws-per-message-deflate", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base_port = free_port()

@@ -28,7 +28,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -77,6 +79,20 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     room_id: int
     user_id: int | None
+
+    async def dispatch(self, message):
+        """Channels' dispatch, without its thread hop to close stale DB connections on every
+        frame: handlers that touch the database go through database_sync_to_async, which
+        closes stale connections itself. Thousands of sockets connect and send; the hop
+        was most of the per-socket cost."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message):
+        await self.disconnect(message.get("code", 1000))
+        raise StopConsumer()
 
     async def connect(self):
         self.room_id = int(self.scope["url_route"]["kwargs"]["room_id"])
