@@ -17,8 +17,9 @@ class Command(BaseCommand):
         catalog = seed_catalog()
         self.stdout.write(
             f"Sandbox retailer: {sandbox['products']} products ({sandbox['created']} new, "
-            f"{sandbox['images_drawn']} pictures drawn). Catalog sync {catalog['sync']}: {catalog['created']} created, "
-            f"{catalog['updated']} updated; {catalog['sellable']} of {catalog['products']} products sell in live rooms."
+            f"{sandbox['images_drawn']} pictures drawn). Catalog sync {catalog['sync']}: "
+            f"{catalog['created']} created, {catalog['updated']} updated; "
+            f"{catalog['sellable']} of {catalog['products']} products sell in live rooms."
         )
         seed_rooms(host=people["host"].host_profile)
 
