@@ -135,25 +135,26 @@ def room_sales(*, room_id: int) -> dict:
             units=Sum("quantity"), buyers=Count("order__buyer", distinct=True), gmv=Sum("line_total")
         )
     }
-    opens = dict(
-        ProductOpen.objects.filter(room_id=room_id)
-        .values("shelf_item_id")
-        .annotate(n=Count("id"))
-        .values_list("shelf_item_id", "n")
-    )
+    opened_by: dict[int, set[int]] = {}
+    for item_id, user_id in ProductOpen.objects.filter(room_id=room_id).values_list("shelf_item_id", "user_id"):
+        opened_by.setdefault(item_id, set()).add(user_id)
+    bought_by: dict[int, set[int]] = {}
+    for item_id, user_id in confirmed.values_list("shelf_item_id", "order__buyer_id").distinct():
+        bought_by.setdefault(item_id, set()).add(user_id)
     products = []
     for item in ShelfItem.objects.filter(room_id=room_id).select_related("product").order_by("position", "id"):
         row = per_item.get(item.pk, {})
-        opened = opens.get(item.pk, 0)
-        buyers = row.get("buyers", 0)
+        opened = opened_by.get(item.pk, set())
+        converted = len(opened & bought_by.get(item.pk, set()))
         products.append({
             "item": item.pk,
             "title": item.product.title,
-            "opened": opened,
-            "buyers": buyers,
+            "opened": len(opened),
+            "buyers": row.get("buyers", 0),
             "units": row.get("units", 0),
             "gmv": str(row.get("gmv") or Decimal("0.00")),
-            "conversion": round(100 * buyers / opened, 1) if opened else 0.0,
+            # of the viewers who opened the product's buy sheet, the share who bought it
+            "conversion": round(100 * converted / len(opened), 1) if opened else 0.0,
         })  # fmt: skip
     return {
         "room": room_id,

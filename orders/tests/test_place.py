@@ -275,3 +275,24 @@ def test_bad_http_input_gets_a_clear_error(client):
         assert resp.status_code in (404, 409) and resp.json()["ok"] is False and resp.json()["message"]
     assert client.get(reverse("orders:quote") + "?item=abc").status_code == 409
     assert not Order.objects.exists()
+
+
+def test_room_sales_figures_for_the_host_only(client):
+    from orders import selectors
+
+    item = f.shelf_item(stock=20, live_price="100.00")
+    viewers = [f.user() for _ in range(4)]
+    for v in viewers:
+        services.product_open_record(user=v, shelf_item_id=item.pk)
+    place(viewers[0], item, qty=2)
+    place(viewers[1], item, qty=1, card=f.CARD_DECLINE)
+    place(f.user(), item, qty=1)  # bought without opening the sheet
+    sales = selectors.room_sales(room_id=item.room_id)
+    assert (sales["orders"], sales["units"], sales["gmv"]) == (2, 3, "300.00")
+    row = sales["products"][0]
+    assert (row["opened"], row["buyers"], row["conversion"]) == (4, 2, 25.0)
+    url = reverse("orders:room_sales", args=[item.room_id])
+    client.force_login(viewers[0])
+    assert client.get(url).status_code == 404
+    client.force_login(item.room.host.user)
+    assert client.get(url).json()["gmv"] == "300.00"

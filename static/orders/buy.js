@@ -140,9 +140,9 @@
     if (soldOut) { f("clock", card).textContent = "Sold out"; buy.disabled = true; buy.textContent = "Sold out"; }
     else if (now < starts) { f("clock", card).textContent = "Starts in " + clock(starts - now); buy.disabled = true; buy.textContent = "Starting soon"; }
     else if (now >= ends) { f("clock", card).textContent = "Ended"; buy.disabled = true; buy.textContent = "Sale over"; }
-    else { f("clock", card).textContent = "Ends in " + clock(ends - now); buy.disabled = false; buy.textContent = "Buy now · limit " + sale.per_user_limit; }
+    else { f("clock", card).textContent = "Ends in " + clock(ends - now); buy.disabled = false; buy.textContent = "Buy now"; }
     f("bar", card).style.width = Math.max(0, Math.min(100, 100 * sale.left / sale.quantity)) + "%";
-    f("left", card).textContent = soldOut ? "All " + sale.quantity + " sold" : sale.left + " of " + sale.quantity + " left";
+    f("left", card).textContent = soldOut ? "All " + sale.quantity + " sold" : sale.left + " of " + sale.quantity + " left · limit " + sale.per_user_limit + " each";
   }
 
   // --- purchase ticker -----------------------------------------------------------------
@@ -159,7 +159,7 @@
     var el = document.createElement("div");
     el.className = "ticker";
     el.setAttribute("role", "status");
-    el.textContent = "🛍 " + ev.who + " just bought " + ev.quantity + " × " + ev.title;
+    el.textContent = ev.who + " just bought " + ev.quantity + " × " + ev.title;
     stage.appendChild(el);
     setTimeout(function () { el.classList.add("out"); }, 2400);
     setTimeout(function () { el.remove(); nextTicker(); }, 2800);
@@ -171,7 +171,7 @@
     if (!sheet) return;
     if (sheet.poll) clearInterval(sheet.poll);
     sheetRoot.textContent = "";
-    sheetRoot.classList.remove("open");
+    sheetRoot.classList.remove("open", "entering");
     document.removeEventListener("keydown", onKey);
     if (sheet.opener && sheet.opener.focus) sheet.opener.focus();
     sheet = null;
@@ -182,7 +182,8 @@
     if (cfg.authenticated !== "true") { location.href = cfg.loginUrl; return; }
     closeSheet();
     sheetRoot.appendChild(document.getElementById("buy-sheet-tpl").content.cloneNode(true));
-    sheetRoot.classList.add("open");
+    sheetRoot.classList.add("open", "entering");
+    setTimeout(function () { sheetRoot.classList.remove("entering"); }, 260);
     sheet = { item: item.id, sale: saleId || null, qty: 1, max: 1, key: newKey(), quote: null, busy: false, opener: opener || document.activeElement };
     f("title").textContent = item.title || "";
     if (item.image) f("image").src = item.image; else f("image").hidden = true;
@@ -241,6 +242,7 @@
       f("hold").textContent = q.hold_minutes;
       renderAddresses(q.addresses);
       setBusy(false);
+      if (q.left <= 0) { f("confirm").disabled = true; f("confirm").textContent = "Sold out"; }
     }).catch(function () { if (sheet === s) { setBusy(false, "Pay"); showError("We couldn't reach the room. Check your connection and try again."); } });
   }
 
@@ -288,12 +290,10 @@
   function onResult(r) {
     if (r.ok) { done(r); return; }
     setBusy(false);
-    if (r.code === "price_changed") { showError(r.message); quote(); changed(); return; }
-    if (r.code === "payment_declined" && r.order) { showError(r.message); changed(); return; }
+    sheet.key = newKey();   // that attempt is over: the next tap is a new purchase
     if (r.code === "login_required") { location.href = cfg.loginUrl; return; }
+    if (r.code === "price_changed" || r.code === "sold_out" || r.code === "limit_reached") quote();
     showError(r.message || "That didn't work. Please try again.");
-    if (r.code === "sold_out" || r.code === "limit_reached") { quote(); }
-    changed();
   }
 
   function done(r) {

@@ -12,9 +12,9 @@
       if (!s) return;
       set("sales-orders", s.orders); set("sales-units", s.units); set("sales-gmv", "¥" + s.gmv); set("sales-commission", "¥" + s.commission);
       var tile = document.querySelector("#panel-sales .value");
-      if (tile) tile.textContent = "¥" + s.gmv + " · " + s.orders;
+      if (tile) tile.textContent = "¥" + Math.round(Number(s.gmv)).toLocaleString("en-US");
       var label = document.querySelector("#panel-sales .label");
-      if (label) label.textContent = "GMV · orders";
+      if (label) label.textContent = "Sales · " + s.orders + " order" + (s.orders === 1 ? "" : "s");
       var body = document.getElementById("sales-products");
       var rows = s.products.filter(function (p) { return p.opened || p.buyers; });
       if (!rows.length) return;
