@@ -375,6 +375,12 @@ async def main_async(args) -> dict:
         await asyncio.sleep(3)
         rss = rss_mb(web.pid)
 
+        # Warm-up (not counted): first pins after thousands of connects pay one-off costs
+        # (lazy imports, caches, the garbage collector catching up) on both sides.
+        await measure(ours, ours_viewers, n, rate, 3)
+        await measure(baseline, base_viewers, n, rate, 3)
+        await asyncio.sleep(1.5)
+
         print(f"== main run: {rate} pins/s for {seconds} s", flush=True)
         main = await measure(ours, ours_viewers, n, rate, seconds)
         print(f"  channels+hub    {main}", flush=True)

@@ -102,7 +102,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.joined = False
         self.early: list[dict] = []
         self.hits: list[float] = []
-        self.outbox = fanout.Outbox(self.base_send, self._too_slow)
+        self.outbox = fanout.Outbox(_frame_send(self.base_send), self._too_slow)
         self.hub = fanout.get_hub()
         await self.accept()
         if self.user_id is not None:
@@ -235,6 +235,21 @@ class RoomConsumer(AsyncWebsocketConsumer):
     @property
     def user(self):
         return self.scope.get("user")
+
+
+def _frame_send(send):
+    """The server's own ASGI send under Channels' session wrappers.
+
+    The wrapper looks at the lazy session on every message to save it on HTTP responses
+    and the handshake; a room frame never touches the session, and the look costs about
+    as much as writing the frame. accept() and close() still go through the wrapper.
+    """
+    for _ in range(4):
+        real = getattr(getattr(send, "__self__", None), "real_send", None)
+        if real is None:
+            break
+        send = real
+    return send
 
 
 def _int(payload: dict, name: str) -> int:
