@@ -1,6 +1,7 @@
 """The room socket's buying messages, registered into streams' handler registry.
 
-    buy               -> buy.result (this socket only)
+    buy               -> buy.result (this socket only): reserved or refused, at once;
+                         then order.update when the payment has its answer
     buy.quote         -> buy.quote  (this socket only; counts the viewer as "opened")
     flash_sale.start  -> ack with the sale (host only); the room gets `flash_sale`
 
@@ -10,10 +11,14 @@ Thin: check the shape, call one service in a thread, reply. Errors are answered 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
+from django.db import close_old_connections
 from django.utils import timezone
 
 from orders import errors, live, selectors, services
@@ -29,23 +34,58 @@ def _login_required(reply_type: str, ref) -> dict:
     return {"type": reply_type, "ref": ref, "ok": False, "code": "login_required", "message": "Log in to buy."}
 
 
+PAY_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orders-pay")
+
+
+def _place(*, user, room_id: int, payload: dict):
+    try:
+        result = services.order_place(
+            user=user, shelf_item_id=payload.get("item"), quantity=payload.get("quantity"),
+            address_id=payload.get("address"), payment_method=payload.get("card"),
+            idempotency_key=payload.get("key"), flash_sale_id=payload.get("sale"),
+            expected_unit_price=payload.get("expected_unit_price"), room_id=room_id, defer_payment=True,
+        )  # fmt: skip
+    except errors.OrderError as err:
+        return {"ok": False, **err.as_dict()}, None, None
+    return result.as_dict(), result.order.pk if result.pay_with else None, result.pay_with
+
+
+def _pay(order_id: int, card) -> dict:
+    close_old_connections()
+    try:
+        return services.order_pay_reserved(order_id=order_id, card=card).as_dict()
+    finally:
+        close_old_connections()
+
+
+async def _settle(consumer, order_id: int, card, ref) -> None:
+    """Pay outside the buy's path (and any lock), then tell the buyer on their socket."""
+    try:
+        answer = await asyncio.get_running_loop().run_in_executor(PAY_POOL, _pay, order_id, card)
+    except Exception:
+        log.exception("payment for order %s failed", order_id)
+        return
+    with contextlib.suppress(Exception):  # the buyer may have left; /orders/ has the outcome
+        consumer.reply(live.ev_order_update(ref=ref, result=answer))
+
+
 @register("buy")
 async def handle_buy(consumer, payload: dict) -> None:
     ref = payload.get("ref")
     if consumer.user_id is None:
         consumer.reply(_login_required("buy.result", ref))
         return
-    try:
-        result = await database_sync_to_async(services.order_place)(
-            user=consumer.user, shelf_item_id=payload.get("item"), quantity=payload.get("quantity"),
-            address_id=payload.get("address"), payment_method=payload.get("card"),
-            idempotency_key=payload.get("key"), flash_sale_id=payload.get("sale"),
-            expected_unit_price=payload.get("expected_unit_price"), room_id=consumer.room_id,
-        )  # fmt: skip
-        answer = await database_sync_to_async(result.as_dict)()
-    except errors.OrderError as err:
-        answer = {"ok": False, **err.as_dict()}
+    answer, order_id, card = await database_sync_to_async(_place, thread_sensitive=False)(
+        user=consumer.user, room_id=consumer.room_id, payload=payload
+    )
     consumer.reply(live.ev_buy_result(ref=ref, result=answer))
+    if order_id is not None:
+        task = asyncio.get_running_loop().create_task(_settle(consumer, order_id, card, ref))
+        _PENDING.add(task)
+        task.add_done_callback(_PENDING.discard)
+
+
+_PENDING: set = set()
 
 
 def _quote(*, user, room_id: int, payload: dict) -> dict:

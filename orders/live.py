@@ -50,8 +50,8 @@ def mask_name(name: str) -> str:
 # --- builders ----------------------------------------------------------------------------
 
 
-def order_summary(order) -> dict:
-    lines = list(order.lines.all())
+def order_summary(order, *, lines=None) -> dict:
+    lines = list(order.lines.all()) if lines is None else lines
     return {
         "number": order.number,
         "status": order.status,
@@ -107,6 +107,10 @@ def ev_flash_sold_out(*, v: int, sale_id: int, item_id: int) -> dict:
 
 def ev_buy_result(*, ref, result: dict) -> dict:
     return {"type": "buy.result", "ref": ref, **result}
+
+
+def ev_order_update(*, ref, result: dict) -> dict:
+    return {"type": "order.update", "ref": ref, **result}
 
 
 def ev_quote(*, ref, quote: dict) -> dict:

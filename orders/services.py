@@ -266,6 +266,8 @@ class PlaceResult:
     order: Order | None = None
     replayed: bool = False
     extra: dict = field(default_factory=dict)
+    lines: list | None = None  # the order's lines when already in hand (no query)
+    pay_with: Card | None = None  # defer_payment: the caller pays with it next (order_pay_reserved)
 
     def as_dict(self) -> dict:
         """The buyer's answer. Identical for every replay of the same idempotency key."""
@@ -273,7 +275,7 @@ class PlaceResult:
             "ok": self.ok,
             "code": self.code,
             "message": self.message,
-            "order": live.order_summary(self.order) if self.order is not None else None,
+            "order": live.order_summary(self.order, lines=self.lines) if self.order is not None else None,
             **self.extra,
         }
 
@@ -308,9 +310,11 @@ def _wait_settled(order_id: int) -> None:
         time.sleep(0.05)
 
 
-def _replay(order: Order, *, fingerprint: str, card: Card | None, user: User) -> PlaceResult:
+def _replay(order: Order, *, fingerprint: str, card: Card | None, user: User, defer: bool = False) -> PlaceResult:
     if order.request_fingerprint != fingerprint:
         raise errors.IdempotencyConflict()
+    if defer:  # the first request pays; a replay reports where the order stands now
+        return _answer(order, replayed=True)
     if card is not None and order.status == S.PENDING_PAYMENT and not Payment.objects.filter(order=order).exists():
         _pay(order_id=order.pk, card=card, actor=user)
     _wait_settled(order.pk)
@@ -328,11 +332,16 @@ def order_place(
     flash_sale_id=None,
     expected_unit_price=None,
     room_id: int | None = None,
+    defer_payment: bool = False,
 ) -> PlaceResult:
     """Reserve stock, create the order and (with a payment method) pay for it.
 
     Errors in the buyer's words are raised as `errors.OrderError`; a decline or an
     expired reservation is an answer (`ok=False`) about an order that exists.
+
+    `defer_payment=True` (the room socket) answers as soon as the stock is reserved, with
+    code "processing" and `pay_with` set; the caller then calls `order_pay_reserved`
+    outside its request path and tells the buyer the outcome.
     """
     key = _clean_key(idempotency_key)
     shelf_item_id = _positive_int(shelf_item_id, what="product")
@@ -347,7 +356,7 @@ def order_place(
 
     existing = _order_for_key(user_id=user.pk, key=key)
     if existing is not None:
-        return _replay(existing, fingerprint=fingerprint, card=card, user=user)
+        return _replay(existing, fingerprint=fingerprint, card=card, user=user, defer=defer_payment)
     # The crowd's answer once stock is gone: two indexed reads, no transaction, no lock.
     left = _stock_precheck(shelf_item_id=shelf_item_id, flash_sale_id=flash_sale_id, room_id=room_id)
     if left is not None and left < quantity:
@@ -373,17 +382,30 @@ def order_place(
         raise _sold_out(offer.bucket.available)
 
     try:
-        order = _reserve(user=user, offer=offer, quantity=quantity, address=address, key=key,
-                         fingerprint=fingerprint, card=card)  # fmt: skip
+        order, line = _reserve(user=user, offer=offer, quantity=quantity, address=address, key=key,
+                               fingerprint=fingerprint, card=card)  # fmt: skip
     except IntegrityError:
         existing = _order_for_key(user_id=user.pk, key=key)
         if existing is None:
             raise
-        return _replay(existing, fingerprint=fingerprint, card=card, user=user)
+        return _replay(existing, fingerprint=fingerprint, card=card, user=user, defer=defer_payment)
 
+    if defer_payment:
+        if card is not None:
+            return PlaceResult(True, "processing", "Reserved for you. Taking the payment…", order, lines=[line],
+                               pay_with=card)  # fmt: skip
+        return PlaceResult(True, "reserved", "Reserved for you. Pay to confirm the order.", order, lines=[line])
     if card is not None:
         _pay(order_id=order.pk, card=card, actor=user)
         _wait_settled(order.pk)
+    return _answer(order)
+
+
+def order_pay_reserved(*, order_id: int, card: Card) -> PlaceResult:
+    """Second half of a deferred buy: pay for the order just reserved and give the answer."""
+    order = Order.objects.select_related("buyer").get(pk=order_id)
+    _pay(order_id=order.pk, card=card, actor=order.buyer)
+    _wait_settled(order.pk)
     return _answer(order)
 
 
@@ -429,7 +451,7 @@ def _sold_out(left: int) -> errors.SoldOut:
 
 
 def _reserve(*, user: User, offer: Offer, quantity: int, address: Address, key: str, fingerprint: str,
-             card: Card | None) -> Order:  # fmt: skip
+             card: Card | None) -> tuple[Order, OrderLine]:  # fmt: skip
     now = timezone.now()
     product = offer.product
     subtotal = (offer.unit_price * quantity).quantize(CENT)
@@ -437,31 +459,34 @@ def _reserve(*, user: User, offer: Offer, quantity: int, address: Address, key: 
     rate = product.effective_commission_rate
     commission = (subtotal * rate).quantize(CENT)
     shipping = Decimal("0.00")
+    order = Order(
+        number=_new_number(now), buyer=user, room=offer.room, status=S.PENDING_PAYMENT,
+        currency=product.currency, subtotal=subtotal, shipping=shipping,
+        discount=max(Decimal("0.00"), list_total - subtotal), total=subtotal + shipping,
+        commission_total=commission, address=address.as_snapshot(),
+        payment_label=card.label if card else "", idempotency_key=key, request_fingerprint=fingerprint,
+        expires_at=now + timedelta(minutes=offer.hold_minutes), created_at=now, updated_at=now,
+    )  # fmt: skip
+    line = OrderLine(
+        order=order, shelf_item=offer.item, product=product, flash_sale=offer.sale, bucket=offer.bucket,
+        title=product.title, sku=product.sku, unit_price=offer.unit_price, list_price=product.list_price,
+        quantity=quantity, line_total=subtotal, commission_rate=rate, commission_amount=commission,
+    )  # fmt: skip
+    limit_message = f"You can buy at most {offer.per_user_limit} of these, and you already hold some."
     with transaction.atomic():
-        # 1. the order row (its unique key makes concurrent duplicates wait here, then fail)
-        order = Order.objects.create(
-            number=_new_number(now), buyer=user, room=offer.room, status=S.PENDING_PAYMENT,
-            currency=product.currency, subtotal=subtotal, shipping=shipping,
-            discount=max(Decimal("0.00"), list_total - subtotal), total=subtotal + shipping,
-            commission_total=commission, address=address.as_snapshot(),
-            payment_label=card.label if card else "", idempotency_key=key, request_fingerprint=fingerprint,
-            expires_at=now + timedelta(minutes=offer.hold_minutes),
-        )  # fmt: skip
-        OrderLine.objects.create(
-            order=order, shelf_item=offer.item, product=product, flash_sale=offer.sale, bucket=offer.bucket,
-            title=product.title, sku=product.sku, unit_price=offer.unit_price, list_price=product.list_price,
-            quantity=quantity, line_total=subtotal, commission_rate=rate, commission_amount=commission,
-        )  # fmt: skip
-        record_created(order=order, actor=user)
-        # 2. the buyer's per-user limit
-        if not _allowance_take(user_id=user.pk, bucket_id=offer.bucket.pk, quantity=quantity,
-                               limit=offer.per_user_limit):  # fmt: skip
-            raise errors.LimitReached(
-                f"You can buy at most {offer.per_user_limit} of these, and you already hold some.",
-                limit=offer.per_user_limit,
-            )
-        # 3. the stock gate, last, so the hot row is locked only until the commit right after
-        left = _stock_take(bucket_id=offer.bucket.pk, quantity=quantity)
+        if connection.vendor == "postgresql":
+            left = _reserve_in_one_statement(order=order, line=line, limit=offer.per_user_limit, now=now)
+            if left == "limit":
+                raise errors.LimitReached(limit_message, limit=offer.per_user_limit)
+        else:  # the embedded default (SQLite): the same steps, one statement each
+            order.save(force_insert=True)
+            line.order = order
+            line.save(force_insert=True)
+            record_created(order=order, actor=user)
+            if not _allowance_take(user_id=user.pk, bucket_id=offer.bucket.pk, quantity=quantity,
+                                   limit=offer.per_user_limit):  # fmt: skip
+                raise errors.LimitReached(limit_message, limit=offer.per_user_limit)
+            left = _stock_take(bucket_id=offer.bucket.pk, quantity=quantity)
         if left is None:
             current = StockBucket.objects.filter(pk=offer.bucket.pk).values_list("available", flat=True).first()
             raise _sold_out(current or 0)
@@ -474,7 +499,61 @@ def _reserve(*, user: User, offer: Offer, quantity: int, address: Address, key: 
         transaction.on_commit(lambda: live.stock_changed(room_id=room_id, item_id=item_id, sale_id=sale_id, left=left))
         if sold_out_now:
             transaction.on_commit(lambda: live.flash_sold_out(room_id=room_id, sale_id=sale_id))
-    return order
+    return order, line
+
+
+# One round trip on PostgreSQL: the buyer's allowance, THE stock gate (the conditional
+# UPDATE), then the order, its line and its first audit row, only if both passed. Locks are
+# taken in the fixed order allowance -> bucket -> order's unique key. The caller's
+# transaction rolls everything back when a step refused.
+_RESERVE_SQL = """
+WITH allow AS (
+  INSERT INTO orders_purchaseallowance (user_id, bucket_id, units) VALUES (%(user)s, %(bucket)s, %(qty)s)
+  ON CONFLICT (user_id, bucket_id) DO UPDATE SET units = orders_purchaseallowance.units + excluded.units
+  WHERE orders_purchaseallowance.units + excluded.units <= %(limit)s RETURNING units
+), take AS (
+  UPDATE orders_stockbucket SET available = available - %(qty)s, reserved = reserved + %(qty)s, updated_at = %(now)s
+  WHERE id = %(bucket)s AND available >= %(qty)s AND EXISTS (SELECT 1 FROM allow) RETURNING available
+), ord AS (
+  INSERT INTO orders_order (number, buyer_id, room_id, status, currency, subtotal, shipping, discount, total,
+    commission_total, address, payment_label, idempotency_key, request_fingerprint, expires_at, created_at, updated_at)
+  SELECT %(number)s, %(user)s, %(room)s, %(status)s, %(currency)s, %(subtotal)s, %(shipping)s, %(discount)s,
+    %(total)s, %(commission)s, %(address)s::jsonb, %(label)s, %(key)s, %(fingerprint)s, %(expires)s, %(now)s, %(now)s
+  WHERE EXISTS (SELECT 1 FROM take) RETURNING id
+), line AS (
+  INSERT INTO orders_orderline (order_id, shelf_item_id, product_id, flash_sale_id, bucket_id, title, sku,
+    unit_price, list_price, quantity, line_total, commission_rate, commission_amount)
+  SELECT ord.id, %(item)s, %(product)s, %(sale)s, %(bucket)s, %(title)s, %(sku)s, %(unit)s, %(list)s, %(qty)s,
+    %(subtotal)s, %(rate)s, %(commission)s FROM ord RETURNING id
+), ev AS (
+  INSERT INTO orders_orderevent (order_id, from_status, to_status, actor_kind, actor_id, reason, at)
+  SELECT ord.id, '', %(status)s, 'buyer', %(user)s, 'Order placed, stock reserved', %(now)s FROM ord RETURNING id
+)
+SELECT (SELECT units FROM allow), (SELECT available FROM take), (SELECT id FROM ord), (SELECT id FROM line)
+"""
+
+
+def _reserve_in_one_statement(*, order: Order, line: OrderLine, limit: int, now: datetime):
+    """Units left after the take; None if sold out; "limit" if over the per-user limit."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RESERVE_SQL, {
+            "user": order.buyer_id, "bucket": line.bucket_id, "qty": line.quantity, "limit": limit, "now": now,
+            "number": order.number, "room": order.room_id, "status": order.status, "currency": order.currency,
+            "subtotal": order.subtotal, "shipping": order.shipping, "discount": order.discount, "total": order.total,
+            "commission": order.commission_total, "address": json.dumps(order.address), "label": order.payment_label,
+            "key": order.idempotency_key, "fingerprint": order.request_fingerprint, "expires": order.expires_at,
+            "item": line.shelf_item_id, "product": line.product_id, "sale": line.flash_sale_id,
+            "title": line.title, "sku": line.sku, "unit": line.unit_price, "list": line.list_price,
+            "rate": line.commission_rate,
+        })  # fmt: skip
+        units, left, order_id, line_id = cursor.fetchone()
+    if units is None:
+        return "limit"
+    if order_id is None:
+        return None
+    order.pk, line.pk = order_id, line_id
+    order._state.adding = line._state.adding = False
+    return left
 
 
 # --- paying ------------------------------------------------------------------------------

@@ -49,9 +49,12 @@ async def test_buy_over_the_socket_answers_the_buyer_only(room):
     await buyer_ws.send_json_to({"type": "buy", "ref": "b1", "item": item.pk, "quantity": 2, "address": address.pk,
                                  "card": f.CARD_OK, "key": "socket-buy-0001",
                                  "price": "0.01", "total": "0.01", "status": "delivered"})  # fmt: skip
-    result = await receive_type(buyer_ws, "buy.result", timeout=5)
+    reserved = await receive_type(buyer_ws, "buy.result", timeout=5)
+    assert reserved["ok"] and reserved["code"] == "processing" and reserved["ref"] == "b1"
+    assert reserved["order"]["status"] == "pending_payment"
+    result = await receive_type(buyer_ws, "order.update", timeout=5)
     assert result["ok"] and result["code"] == "paid" and result["ref"] == "b1"
-    assert result["order"]["total"] == str(item.live_price * 2)
+    assert result["order"]["total"] == str(item.live_price * 2) == reserved["order"]["total"]
     order = await db(Order.objects.get)(number=result["order"]["number"])
     assert order.status == "paid"
 
@@ -59,7 +62,7 @@ async def test_buy_over_the_socket_answers_the_buyer_only(room):
     assert ticker["who"] == "Wa**" and ticker["quantity"] == 2 and "Wang Fang" not in str(ticker)
     stock, more = await frames_until(watcher_ws, "stock")
     assert stock["item"] == item.pk and stock["left"] == 48
-    assert not [e for e in seen + more if e["type"] == "buy.result"]
+    assert not [e for e in seen + more if e["type"] in ("buy.result", "order.update")]
     assert order.number not in str(seen + more)
     await buyer_ws.disconnect()
     await watcher_ws.disconnect()
@@ -79,7 +82,8 @@ async def test_refusals_come_back_in_shoppers_words(room):
     await ws.send_json_to({**base, "item": foreign.pk, "key": "foreign-item-1"})
     assert (await receive_type(ws, "buy.result"))["code"] == "not_found"
     await ws.send_json_to({**base, "item": item.pk, "key": "declined-card-1", "card": f.CARD_DECLINE})
-    declined = await receive_type(ws, "buy.result")
+    assert (await receive_type(ws, "buy.result"))["code"] == "processing"
+    declined = await receive_type(ws, "order.update")
     assert declined["code"] == "payment_declined" and "declined" in declined["message"]
     await ws.send_json_to({**base, "item": item.pk, "key": "limit-test-01", "quantity": 50})
     assert (await receive_type(ws, "buy.result"))["code"] == "limit_reached"
@@ -120,8 +124,11 @@ async def test_flash_sale_start_countdown_and_sold_out_once(room):
         await ws.send_json_to({"type": "buy", "item": item.pk, "sale": sale["id"], "quantity": 1,
                                "address": address.pk, "card": f.CARD_OK, "key": f"flash-buyer-{i:03d}"})  # fmt: skip
     answers = [await receive_type(ws, "buy.result", timeout=5) for ws in sockets]
-    assert sorted(a["code"] for a in answers) == ["paid", "paid", "sold_out"]
-    paid = [a for a in answers if a["ok"]]
+    assert sorted(a["code"] for a in answers) == ["processing", "processing", "sold_out"]
+    paid = [
+        await receive_type(ws, "order.update", timeout=5) for ws, a in zip(sockets, answers, strict=True) if a["ok"]
+    ]
+    assert [a["code"] for a in paid] == ["paid", "paid"]
     assert all(a["order"]["lines"][0]["unit_price"] == "60.00" for a in paid)
 
     sold_out = 0

@@ -56,6 +56,7 @@
     var ev = e.detail;
     if (ev.ref && waiting[ev.ref]) { var done = waiting[ev.ref]; delete waiting[ev.ref]; done(ev); return; }
     switch (ev.type) {
+      case "order.update": if (sheet && sheet.pendingRef && ev.ref === sheet.pendingRef) { sheet.pendingRef = null; onResult(ev); } break;
       case "stock": setStock(ev.item, ev.sale, ev.left); break;
       case "purchase": ticker(ev); break;
       case "flash_sale": upsertSale(ev.sale); break;
@@ -288,6 +289,13 @@
   }
 
   function onResult(r) {
+    if (r.ok && r.code === "processing") {          // reserved; the payment's answer follows on the socket
+      sheet.pendingRef = r.ref;
+      setBusy(true, "Paying…");
+      var s = sheet;
+      setTimeout(function () { if (sheet === s && s.pendingRef === r.ref) { s.pendingRef = null; watch(r.order); done(Object.assign({}, r, { code: "awaiting_confirmation", message: "Your order is reserved; the payment is still going through." })); } }, 15000);
+      return;
+    }
     if (r.ok) { done(r); return; }
     setBusy(false);
     sheet.key = newKey();   // that attempt is over: the next tap is a new purchase
