@@ -98,7 +98,7 @@ def prepare_database(base_url: str) -> str:
         conn.execute(f"CREATE DATABASE {name}")
     url = parsed._replace(path=f"/{name}").geturl()
     subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0", "--skip-checks"],
         cwd=ROOT, env={**os.environ, "DATABASE_URL": url, "QUIET_EMBEDDED": "1"}, check=True,
     )  # fmt: skip
     return url
