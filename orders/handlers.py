@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 from django.db import close_old_connections
 from django.utils import timezone
 
-from orders import errors, live, selectors, services
+from orders import errors, fastpath, live, selectors, services
 from streams.consumers import register
 from streams.services import RoomError
 
@@ -75,6 +75,10 @@ async def handle_buy(consumer, payload: dict) -> None:
     if consumer.user_id is None:
         consumer.reply(_login_required("buy.result", ref))
         return
+    refusal = await _sold_out_fast(consumer, payload)
+    if refusal is not None:
+        consumer.reply(live.ev_buy_result(ref=ref, result=refusal))
+        return
     answer, order_id, card = await database_sync_to_async(_place, thread_sensitive=False)(
         user=consumer.user, room_id=consumer.room_id, payload=payload
     )
@@ -86,6 +90,25 @@ async def handle_buy(consumer, payload: dict) -> None:
 
 
 _PENDING: set = set()
+
+
+async def _sold_out_fast(consumer, payload: dict) -> dict | None:
+    """The sold-out answer from one async read, or None: then the full path decides."""
+    try:
+        key = services._clean_key(payload.get("key"))
+        item_id = services._positive_int(payload.get("item"), what="product")
+        quantity = services._positive_int(payload.get("quantity"), what="quantity", maximum=services.MAX_QUANTITY)
+        sale_id = services._optional_id(payload.get("sale"), what="flash sale")
+    except errors.OrderError:
+        return None  # the full path gives the precise error
+    found = await fastpath.precheck(user_id=consumer.user_id, key=key, shelf_item_id=item_id,
+                                    flash_sale_id=sale_id, room_id=consumer.room_id)  # fmt: skip
+    if found is None:
+        return None
+    existing_id, left = found
+    if existing_id is None and left is not None and left < quantity:
+        return {"ok": False, **services._sold_out(left).as_dict()}
+    return None
 
 
 def _quote(*, user, room_id: int, payload: dict) -> dict:

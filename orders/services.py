@@ -354,11 +354,12 @@ def order_place(
         card=card.fingerprint if card else (None if payment_method in (None, "") else "invalid"),
     )  # fmt: skip
 
-    existing = _order_for_key(user_id=user.pk, key=key)
-    if existing is not None:
+    # The crowd's answer once stock is gone: one indexed read, no transaction, no lock.
+    existing_id, left = _stock_precheck(user_id=user.pk, key=key, shelf_item_id=shelf_item_id,
+                                        flash_sale_id=flash_sale_id, room_id=room_id)  # fmt: skip
+    if existing_id is not None:
+        existing = Order.objects.get(pk=existing_id)
         return _replay(existing, fingerprint=fingerprint, card=card, user=user, defer=defer_payment)
-    # The crowd's answer once stock is gone: two indexed reads, no transaction, no lock.
-    left = _stock_precheck(shelf_item_id=shelf_item_id, flash_sale_id=flash_sale_id, room_id=room_id)
     if left is not None and left < quantity:
         raise _sold_out(left)
 
@@ -417,31 +418,45 @@ def _order_for_key(*, user_id: int, key: str) -> Order | None:
 
 
 _PRECHECK_SQL = (
-    "SELECT COALESCE((SELECT fb.available FROM orders_flashsale s JOIN orders_stockbucket fb ON fb.id = s.bucket_id "
+    "SELECT (SELECT o.id FROM orders_order o WHERE o.buyer_id = %s AND o.idempotency_key = %s), "
+    "(SELECT COALESCE((SELECT fb.available FROM orders_flashsale s JOIN orders_stockbucket fb ON fb.id = s.bucket_id "
     "WHERE s.shelf_item_id = i.id AND s.starts_at <= %s AND s.ends_at > %s {sale} ORDER BY s.starts_at LIMIT 1), "
     "{fallback}) FROM streams_shelfitem i JOIN streams_room r ON r.id = i.room_id "
-    "WHERE i.id = %s AND i.is_active AND r.status = 'live'"
+    "WHERE i.id = %s AND i.is_active AND r.status = 'live' {room})"
 )
 _PRECHECK_SHELF = (
     "(SELECT rb.available FROM orders_stockbucket rb WHERE rb.shelf_item_id = i.id AND rb.kind = 'regular')"
 )
 
 
-def _stock_precheck(*, shelf_item_id: int, flash_sale_id: int | None, room_id: int | None = None) -> int | None:
-    """Units left for what this buyer would get, if the room is live and the item on sale;
-    None when the full checks must speak (they give the precise reason)."""
+def precheck_query(*, user_id: int, key: str, shelf_item_id: int, flash_sale_id: int | None,
+                   room_id: int | None) -> tuple[str, list]:  # fmt: skip
+    """ONE read answering (the order id already placed with this key, units left for what this
+    buyer would get). Units are None unless the room is live and the item on sale: then the
+    full checks must speak, with the precise reason. Run by `_stock_precheck` and, without a
+    thread hop, by `orders.fastpath` on the room socket."""
     now = timezone.now()
+    params: list = [user_id, key, now, now]
     if flash_sale_id is None:  # a running sale on the item wins over the shelf
-        sql, params = _PRECHECK_SQL.format(sale="", fallback=_PRECHECK_SHELF), [now, now, shelf_item_id]
+        sale, fallback = "", _PRECHECK_SHELF
     else:
-        sql, params = _PRECHECK_SQL.format(sale="AND s.id = %s", fallback="NULL"), [now, now, flash_sale_id,
-                                                                                 shelf_item_id]  # fmt: skip
+        sale, fallback = "AND s.id = %s", "NULL"
+        params.append(flash_sale_id)
+    params.append(shelf_item_id)
+    room = ""
     if room_id is not None:
-        sql, params = sql + " AND i.room_id = %s", [*params, room_id]
+        room = "AND i.room_id = %s"
+        params.append(room_id)
+    return _PRECHECK_SQL.format(sale=sale, fallback=fallback, room=room), params
+
+
+def _stock_precheck(*, user_id: int, key: str, shelf_item_id: int, flash_sale_id: int | None,
+                    room_id: int | None = None) -> tuple[int | None, int | None]:  # fmt: skip
+    sql, params = precheck_query(user_id=user_id, key=key, shelf_item_id=shelf_item_id,
+                                 flash_sale_id=flash_sale_id, room_id=room_id)  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return None if row is None else row[0]
+        return cursor.fetchone()
 
 
 def _sold_out(left: int) -> errors.SoldOut:
@@ -645,8 +660,11 @@ def apply_charge_result(*, payment_id: int, outcome: str, decline_reason: str = 
 
 
 def _order_confirmed(order: Order) -> None:
-    """Inside the confirming transaction. The fulfilment seam (issue 6): write the outbox
-    row for the retailer hand-off HERE, in this same transaction."""
+    """Inside the confirming transaction. The fulfilment seam (issue 6): the hand-off's
+    outbox row and the host's commission entries are written HERE, in this transaction."""
+    from fulfilment.services import order_confirmed
+
+    order_confirmed(order=order)
     order_id = order.pk
     transaction.on_commit(lambda: live.order_paid(order_id=order_id))
 
@@ -769,6 +787,9 @@ def order_cancel(*, user: User, order_number: str, reason: str = "") -> Order:
         if was == S.PENDING_PAYMENT:
             _release_lines(order)
         else:  # paid, not yet with the retailer
+            from fulfilment.services import submit_withdraw
+
+            submit_withdraw(order=order)  # refuses once the hand-off has started (then the retailer is asked)
             _unsell_lines(order)
             payment_id = Payment.objects.filter(order=order).values_list("pk", flat=True).first()
             if payment_id is not None:

@@ -25,7 +25,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.PAID: frozenset({S.SENT_TO_RETAILER, S.CANCELLED, S.REFUNDED}),
     S.SENT_TO_RETAILER: frozenset({S.ACCEPTED, S.CANCELLED, S.REFUNDED}),
     S.ACCEPTED: frozenset({S.PACKED, S.CANCELLED, S.REFUNDED}),
-    S.PACKED: frozenset({S.SHIPPED, S.REFUNDED}),
+    S.PACKED: frozenset({S.SHIPPED, S.CANCELLED, S.REFUNDED}),  # cancelled: the retailer stopped it before shipping
     S.SHIPPED: frozenset({S.DELIVERED, S.REFUNDED}),
     S.DELIVERED: frozenset({S.REFUNDED}),
     S.PAYMENT_FAILED: frozenset(),

@@ -47,7 +47,7 @@ def order_detail(request, number: str):
     return render(request, template, {
         "order": order, "events": list(order.events.all()), "lines": list(order.lines.all()),
         "payment": getattr(order, "payment", None), "final": order.status in FINAL,
-        "can_cancel": order.status in ("pending_payment", "paid"),
+        "can_cancel": order.status == "pending_payment",  # paid and later: fulfilment's after-sales panel
     })  # fmt: skip
 
 
