@@ -11,8 +11,9 @@ Both implement `RetailerClient`. Callers see plain dicts and the typed errors be
 never the transport. The sandbox's models are never imported here or anywhere outside
 `retailer/`: the retailer is another company's system.
 
-Adding an endpoint (fulfilment: `submit_order`, `request_return`...) is one method on
-`RetailerClient` that calls `self._call("orders/submit", {...}, retry=...)`.
+Adding an endpoint is one method on `RetailerClient` that calls `self._call(...)`. The
+fulfilment methods (`submit_order`, `cancel_order`, `request_return`) are all keyed by the
+caller's idempotency key, so the client may retry them like reads.
 """
 
 import hashlib
@@ -67,6 +68,24 @@ class RetailerClient:
     def catalog_feed(self, *, cursor: str | None, limit: int = 100) -> dict:
         """One page of products changed after `cursor`: {"items", "next_cursor", "has_more"}."""
         return self._call("catalog/feed", {"cursor": cursor or "", "limit": limit})
+
+    # --- fulfilment (safe to repeat: the retailer is idempotent on `key`) ---------------
+    def submit_order(self, *, key: str, lines: list[dict], address: dict, total: str, currency: str) -> dict:
+        """Hand over one order. {"order": {"key", "id", "status": "accepted"|"refused"|..., "refusal"?},
+        "duplicate"}. The same key always gets the same answer and never ships twice."""
+        payload = {"key": key, "lines": lines, "address": address, "total": total, "currency": currency}
+        return self._call("orders/submit", payload)
+
+    def get_order(self, *, key: str) -> dict:
+        return self._call("orders/get", {"key": key})
+
+    def cancel_order(self, *, key: str) -> dict:
+        """{"cancelled": bool, "status": ...}: False once the parcel has left the warehouse."""
+        return self._call("orders/cancel", {"key": key})
+
+    def request_return(self, *, key: str, order_key: str, lines: list[dict], reason: str) -> dict:
+        """Register a return of delivered goods; the decision arrives later by callback."""
+        return self._call("orders/return", {"key": key, "order_key": order_key, "lines": lines, "reason": reason})
 
     # --- plumbing ----------------------------------------------------------------------
     def _call(self, endpoint: str, payload: dict, *, retry: bool = True) -> dict:

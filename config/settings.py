@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "catalog",
     "streams",
     "orders",
+    "fulfilment",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +185,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "catalog-sync": {"task": "catalog.tasks.sync_catalog", "schedule": env_int("CATALOG_SYNC_SECONDS", 300)},
     "orders-expire-reservations": {"task": "orders.tasks.expire_reservations", "schedule": 15},
+    "fulfilment-sweep": {"task": "fulfilment.tasks.sweep", "schedule": float(env("FULFILMENT_SWEEP_SECONDS", "2"))},
+    "fulfilment-settle-commissions": {"task": "fulfilment.tasks.settle_commissions", "schedule": 300},
+    "retailer-sandbox-tick": {"task": "retailer.tasks.sandbox_tick", "schedule": 2},
 }
 
 # --- Internationalisation ----------------------------------------------------------------
@@ -226,6 +230,17 @@ RETAILER_API_SECRET = env("RETAILER_API_SECRET", "sandbox-retailer-secret")
 RETAILER_TIMEOUT = float(env("RETAILER_TIMEOUT", "5"))
 RETAILER_RETRIES = env_int("RETAILER_RETRIES", 2)
 RETAILER_CODE = env("RETAILER_CODE", "jdm")
+
+# Fulfilment (docs/fulfilment.md): the hand-off outbox and the retailer's signed callbacks.
+FULFILMENT_MAX_ATTEMPTS = env_int("FULFILMENT_MAX_ATTEMPTS", 8)
+FULFILMENT_BACKOFF_SECONDS = float(env("FULFILMENT_BACKOFF_SECONDS", "2"))  # first retry; doubles, with jitter
+FULFILMENT_LEASE_SECONDS = float(env("FULFILMENT_LEASE_SECONDS", "60"))  # a silent sender loses its claim
+FULFILMENT_RETURN_WINDOW_DAYS = env_int("FULFILMENT_RETURN_WINDOW_DAYS", 7)
+# Where the retailer posts its callbacks; empty = the in-process sandbox calls our handler directly.
+RETAILER_CALLBACK_URL = env("RETAILER_CALLBACK_URL")
+RETAILER_CALLBACK_SECRET = env("RETAILER_CALLBACK_SECRET") or RETAILER_API_SECRET
+# Sandbox retailer: seconds between packed, shipped and delivered (fast in the demo).
+RETAILER_SANDBOX_STEP_SECONDS = float(env("RETAILER_SANDBOX_STEP_SECONDS", "5"))
 
 PAYMENT_BACKEND = env("PAYMENT_BACKEND", "sandbox")
 PAYMENT_CALLBACK_SECRET = env("PAYMENT_CALLBACK_SECRET", "sandbox-payment-secret")

@@ -15,3 +15,5 @@ MEDIA_ROOT = BASE_DIR / "var" / "test-media"  # noqa: F405
 SECURE_COOKIES = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+# Paid orders are handed to the retailer only where a test asks for it (fulfilment/tests).
+FULFILMENT_DISPATCH_ON_COMMIT = False

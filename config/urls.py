@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("products/", include("catalog.urls")),
     path("orders/", include("orders.urls")),
+    path("fulfilment/", include("fulfilment.urls")),
     path("retailer-api/", include("retailer.urls")),
     path("admin/", admin.site.urls),
 ]

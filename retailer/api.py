@@ -6,6 +6,7 @@ the same answers and the same injected faults, so switching backends changes not
 caller can see except the transport.
 """
 
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import F
 
+from retailer import fulfilment
 from retailer.models import SandboxCategory, SandboxFault, SandboxProduct
 
 API_VERSION = "v1"
@@ -95,19 +97,35 @@ def catalog_feed(payload: dict) -> dict:
 ENDPOINTS: dict[str, Callable[[dict], dict]] = {
     "catalog/categories": catalog_categories,
     "catalog/feed": catalog_feed,
+    "orders/submit": fulfilment.submit_order,
+    "orders/get": fulfilment.get_order,
+    "orders/cancel": fulfilment.cancel_order,
+    "orders/return": fulfilment.request_return,
 }
+# Faults met by the call itself; callback faults act in retailer.fulfilment.
+CALL_FAULTS = [SandboxFault.Kind.ERROR, SandboxFault.Kind.SLOW, SandboxFault.Kind.TIMEOUT]
 
 
-def _apply_faults(endpoint: str) -> None:
-    """Consume one injected fault for this endpoint, if any: sleep, or answer an error."""
-    for fault in SandboxFault.objects.filter(remaining__gt=0, endpoint__in=["", endpoint]).order_by("id")[:5]:
+def _apply_faults(endpoint: str) -> SandboxFault | None:
+    """Consume one injected fault for this endpoint, if any: sleep, or answer an error.
+
+    A "timeout" fault is returned to `handle`, which does the work first and then loses
+    the answer (the partner cannot tell whether the call took effect).
+    """
+    faults = SandboxFault.objects.filter(remaining__gt=0, endpoint__in=["", endpoint], kind__in=CALL_FAULTS)
+    for fault in faults.order_by("id")[:5]:
+        if fault.probability < 1 and random.random() >= fault.probability:
+            continue  # an error *rate*: this call is lucky
         taken = SandboxFault.objects.filter(pk=fault.pk, remaining__gt=0).update(remaining=F("remaining") - 1)
         if not taken:
             continue  # another caller took the last one
         if fault.kind == SandboxFault.Kind.SLOW:
             time.sleep(fault.delay_seconds)
-            return
+            return None
+        if fault.kind == SandboxFault.Kind.TIMEOUT:
+            return fault
         raise ApiError(fault.status_code, "injected_fault", "The retailer is temporarily unavailable (sandbox fault).")
+    return None
 
 
 def handle(endpoint: str, payload: Any) -> dict:
@@ -115,5 +133,9 @@ def handle(endpoint: str, payload: Any) -> dict:
         raise ApiError(404, "unknown_endpoint", f"No endpoint {API_VERSION}/{endpoint}")
     if not isinstance(payload, dict):
         raise ApiError(400, "bad_request", "The request body must be a JSON object")
-    _apply_faults(endpoint)
-    return ENDPOINTS[endpoint](payload)
+    lost = _apply_faults(endpoint)
+    answer = ENDPOINTS[endpoint](payload)
+    if lost is not None:
+        time.sleep(lost.delay_seconds)
+        raise ApiError(504, "timeout", "The retailer took too long to answer (sandbox fault).")
+    return answer

@@ -73,12 +73,19 @@ class SandboxFault(models.Model):
     class Kind(models.TextChoices):
         ERROR = "error", "Answer with an HTTP error"
         SLOW = "slow", "Answer late (sleep first)"
+        TIMEOUT = "timeout", "Do the work, then answer late with HTTP 504 (the answer is lost)"
+        DUPLICATE_CALLBACKS = "dup_callbacks", "Send each status callback twice"
+        OUT_OF_ORDER_CALLBACKS = "ooo_callbacks", "Send the next batch of callbacks newest first"
+        REJECT_RETURNS = "reject_returns", "Reject the next return requests"
 
-    kind = models.CharField(max_length=8, choices=Kind.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
     endpoint = models.CharField(max_length=64, blank=True, help_text="e.g. catalog/feed; blank = every endpoint")
     status_code = models.PositiveSmallIntegerField(default=503)
     delay_seconds = models.FloatField(default=0)
     remaining = models.PositiveIntegerField(default=1)
+    probability = models.FloatField(
+        default=1.0, help_text="Chance that a call meets the fault (1 = every call; 0.2 = an error rate of 20%)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -86,5 +93,98 @@ class SandboxFault(models.Model):
         verbose_name = "sandbox fault"
 
     def __str__(self):
-        what = f"HTTP {self.status_code}" if self.kind == self.Kind.ERROR else f"sleep {self.delay_seconds}s"
+        what = {
+            self.Kind.ERROR: f"HTTP {self.status_code}",
+            self.Kind.SLOW: f"sleep {self.delay_seconds}s",
+            self.Kind.TIMEOUT: f"lost answer after {self.delay_seconds}s",
+        }.get(self.kind, self.get_kind_display())
         return f"{what} x{self.remaining} on {self.endpoint or 'every endpoint'}"
+
+
+class SandboxOrder(models.Model):
+    """An order a partner handed over, keyed by the partner's idempotency key (their order number)."""
+
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        PACKED = "packed", "Packed"
+        SHIPPED = "shipped", "Shipped"
+        DELIVERED = "delivered", "Delivered"
+        CANCELLED = "cancelled", "Cancelled"
+        REFUSED = "refused", "Refused"
+
+    partner_key = models.CharField(max_length=64, unique=True, help_text="The partner's idempotency key.")
+    reference = models.CharField(max_length=32, unique=True, help_text="Our order id, given to the partner.")
+    status = models.CharField(max_length=12, choices=Status.choices, db_index=True)
+    lines = models.JSONField(default=list)
+    address = models.JSONField(default=dict, blank=True)
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    currency = models.CharField(max_length=3, default="CNY")
+    refusal_code = models.CharField(max_length=40, blank=True)
+    refusal_message = models.CharField(max_length=200, blank=True)
+    carrier = models.CharField(max_length=40, blank=True)
+    waybill = models.CharField(max_length=40, blank=True)
+    times_submitted = models.PositiveIntegerField(default=1, help_text="How often the partner sent this key.")
+    next_step_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    packed_at = models.DateTimeField(null=True, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "sandbox order"
+
+    def __str__(self):
+        return f"{self.reference} ({self.partner_key})"
+
+
+class SandboxReturn(models.Model):
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    partner_key = models.CharField(max_length=64, unique=True)
+    order = models.ForeignKey(SandboxOrder, on_delete=models.CASCADE, related_name="returns")
+    lines = models.JSONField(default=list)
+    reason = models.CharField(max_length=200)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    decide_at = models.DateTimeField(db_index=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "sandbox return"
+
+    def __str__(self):
+        return f"return {self.partner_key} of {self.order.reference}"
+
+
+class SandboxCallback(models.Model):
+    """A status callback the retailer owes the partner: its own outbox, sent signed, retried."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+
+    delivery_id = models.CharField(max_length=40, unique=True)
+    order = models.ForeignKey(SandboxOrder, on_delete=models.CASCADE, related_name="callbacks")
+    event = models.CharField(max_length=40)
+    body = models.JSONField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        verbose_name = "sandbox callback"
+
+    def __str__(self):
+        return f"{self.event} {self.delivery_id}"

@@ -89,12 +89,55 @@ def sandbox_churn(
 
 
 def set_fault(
-    *, kind: str, times: int = 1, status_code: int = 503, delay_seconds: float = 0, endpoint: str = ""
+    *,
+    kind: str,
+    times: int = 1,
+    status_code: int = 503,
+    delay_seconds: float = 0,
+    endpoint: str = "",
+    probability: float = 1.0,
 ) -> SandboxFault:
-    """Make the next `times` API calls fail (kind "error") or answer after `delay_seconds` ("slow")."""
+    """Make the next `times` API calls fail (kind "error") or answer after `delay_seconds` ("slow").
+
+    Fulfilment faults: "timeout" (the work is done, the answer lost), "dup_callbacks",
+    "ooo_callbacks", "reject_returns". `probability` < 1 makes it an error rate.
+    """
     return SandboxFault.objects.create(
-        kind=kind, status_code=status_code, delay_seconds=delay_seconds, remaining=times, endpoint=endpoint
-    )
+        kind=kind, status_code=status_code, delay_seconds=delay_seconds, remaining=times, endpoint=endpoint,
+        probability=probability,
+    )  # fmt: skip
+
+
+def product_put(*, sku: str, stock: int, title: str = "", price: Decimal = Decimal("99.00"),
+                self_operated: bool = True) -> SandboxProduct:  # fmt: skip
+    """Create or restock one sandbox product (demo data and partner tests)."""
+    from retailer.models import SandboxCategory
+
+    category, _ = SandboxCategory.objects.get_or_create(code="misc", defaults={"name": "Miscellaneous"})
+    seller = SandboxProduct.Seller.SELF_OPERATED if self_operated else SandboxProduct.Seller.THIRD_PARTY
+    with transaction.atomic():
+        product = SandboxProduct.objects.select_for_update().filter(sku=sku).first()
+        if product is None:
+            product = SandboxProduct(sku=sku, category=category, title=title or sku, brand="Sandbox", price=price,
+                                     seller_name="Jindou Mall" if self_operated else "Partner store")  # fmt: skip
+        product.stock = stock
+        product.seller_type = seller
+        product.status = SandboxProduct.Status.ACTIVE
+        product.seq = take_seq()
+        product.save()
+    return product
+
+
+def product_stock(*, sku: str) -> int | None:
+    return SandboxProduct.objects.filter(sku=sku).values_list("stock", flat=True).first()
+
+
+def sandbox_orders(*, key: str | None = None) -> list[dict]:
+    """What the retailer holds (for partner tests and the bench): one dict per order."""
+    from retailer.models import SandboxOrder
+
+    rows = SandboxOrder.objects.all() if key is None else SandboxOrder.objects.filter(partner_key=key)
+    return list(rows.values("partner_key", "reference", "status", "times_submitted", "lines", "carrier", "waybill"))
 
 
 def clear_faults() -> int:

@@ -11,8 +11,9 @@ them from Redis a few times a second and sends a `counts` frame to its local soc
 only when they changed. Viewer counts across processes: every process writes its local
 count into a Redis hash field with a timestamp; the total is the sum of fresh fields.
 
-Control messages (close a banned user's sockets, a role changed) travel on the same
-room channel, prefixed with "!", and are never forwarded to clients.
+Control messages (close a banned user's sockets, a role changed, an event for one user
+only: `{"op": "send", "user_id", "event"}`) travel on the same room channel, prefixed
+with "!"; the control itself is never forwarded to clients.
 
 Embedded default (no REDIS_URL): `publish` hands the frame to the hubs of this process.
 """
@@ -396,6 +397,9 @@ class Hub:
                 )
             elif op == "role":
                 self.loop.create_task(consumer.refresh_role())
+            elif op == "send" and user_id is not None and isinstance(control.get("event"), dict):
+                # One user's private event (e.g. "your order shipped"): only their sockets get it.
+                consumer.push({"type": "websocket.send", "text": encode(control["event"])})
 
     # counts ------------------------------------------------------------------------------
 

@@ -1,0 +1,643 @@
+"""Writes for fulfilment: the outbox and its dispatcher, after-sales, the commission ledger.
+
+The guarantees (docs/fulfilment.md):
+
+* A confirmed order gets its `submit_order` outbox row in the confirming transaction
+  (`order_confirmed`, called from orders' fulfilment seam). One row per order: the
+  row's `key` is unique.
+* `outbox_deliver` claims a due row with `SELECT ... FOR UPDATE SKIP LOCKED` and a lease,
+  commits, calls the retailer with NO transaction open (the order number is the
+  retailer's idempotency key, so a repeat never ships twice), then applies the answer
+  with the order locked first and the row second (the lock order used everywhere).
+* A failure schedules the next attempt (exponential backoff with full jitter); after
+  `FULFILMENT_MAX_ATTEMPTS` (or a refusal that retrying cannot fix) the row is dead and
+  waits for staff (`outbox_retry`). A sender that dies loses its lease; the sweep takes
+  the row again.
+* `outbox_sweep` (Celery beat, every 2 s) queues every due row: rows whose kick was lost
+  (the process died after commit, Redis was down), retries, expired leases.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import socket
+import threading
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from catalog.retailer_client import RetailerError, RetailerRejected, get_retailer_client
+from fulfilment import live
+from fulfilment.models import AfterSalesRequest, CommissionEntry, DeliveryAttempt, Handoff, OutboxMessage
+from orders import errors
+from orders.models import Order, OrderEvent, OrderLine, Payment
+from orders.state import transition
+from streams.models import Notification
+
+log = logging.getLogger(__name__)
+
+S = Order.Status
+M = OutboxMessage.Status
+K = OutboxMessage.Kind
+# The forward path an order takes once paid; callbacks only ever move an order along it.
+CHAIN = [S.PAID, S.SENT_TO_RETAILER, S.ACCEPTED, S.PACKED, S.SHIPPED, S.DELIVERED]
+CANCELLABLE = (S.PAID, S.SENT_TO_RETAILER, S.ACCEPTED, S.PACKED)
+WORKER = f"{socket.gethostname()}:{os.getpid()}"[:80]
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def max_attempts() -> int:
+    return int(_setting("FULFILMENT_MAX_ATTEMPTS", 8))
+
+
+def backoff_delay(attempts: int) -> float:
+    """Seconds before attempt `attempts + 1`: base * 2^(n-1), capped, with full jitter in [50%, 100%]."""
+    base = float(_setting("FULFILMENT_BACKOFF_SECONDS", 2))
+    cap = float(_setting("CELERY_MAX_RETRY_DELAY", 600))
+    ceiling = min(cap, base * 2 ** max(0, attempts - 1))
+    return ceiling * (0.5 + random.random() / 2)
+
+
+def lease_seconds() -> float:
+    return float(_setting("FULFILMENT_LEASE_SECONDS", 60))
+
+
+# --- the outbox --------------------------------------------------------------------------
+
+
+def outbox_enqueue(*, order: Order, kind: str, key: str, payload: dict) -> OutboxMessage:
+    """Write a message in the caller's transaction; it is sent once that commits."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("outbox_enqueue() must run inside the transaction that makes the change")
+    message, created = OutboxMessage.objects.get_or_create(
+        key=key, defaults={"kind": kind, "order": order, "payload": payload, "next_attempt_at": timezone.now()}
+    )
+    if created:
+        message_id = message.pk
+        transaction.on_commit(lambda: kick(message_id=message_id))
+    return message
+
+
+def kick(*, message_id: int) -> None:
+    """Queue the send now. Losing this (crash, Redis down) loses nothing: the sweep sends it."""
+    if not _setting("FULFILMENT_DISPATCH_ON_COMMIT", True):
+        return
+    if _setting("EMBEDDED", False):
+        ensure_embedded_ticker()
+    from fulfilment import tasks
+
+    try:
+        tasks.deliver.delay(message_id)
+    except Exception:
+        log.warning("could not queue outbox message %s; the sweep will send it", message_id, exc_info=True)
+
+
+def _claim(message_id: int, now: datetime) -> tuple[OutboxMessage, str] | None:
+    with transaction.atomic():
+        message = (
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(pk=message_id)
+            .filter(Q(status=M.PENDING, next_attempt_at__lte=now) | Q(status=M.IN_FLIGHT, lease_until__lt=now))
+            .first()
+        )
+        if message is None:
+            return None  # not due, done, dead, or another sender holds it right now
+        if message.status == M.IN_FLIGHT:
+            # The last sender went silent (killed, lost): its attempt counts as failed.
+            DeliveryAttempt.objects.create(
+                message=message,
+                number=message.attempts,
+                started_at=message.updated_at,
+                outcome="retry",
+                error="The sender stopped before finishing (lease expired); sending again.",
+            )
+        token = secrets.token_hex(8)
+        message.status = M.IN_FLIGHT
+        message.attempts += 1
+        message.claim_token = token
+        message.lease_until = now + timedelta(seconds=lease_seconds())
+        message.save(update_fields=["status", "attempts", "claim_token", "lease_until", "updated_at"])
+        return message, token
+
+
+def _send(message: OutboxMessage) -> dict:
+    client = get_retailer_client()
+    p = message.payload
+    if message.kind == K.SUBMIT_ORDER:
+        return client.submit_order(
+            key=p["key"], lines=p["lines"], address=p["address"], total=p["total"], currency=p["currency"]
+        )
+    if message.kind == K.CANCEL_ORDER:
+        return client.cancel_order(key=p["key"])
+    if message.kind == K.REQUEST_RETURN:
+        return client.request_return(key=p["key"], order_key=p["order_key"], lines=p["lines"], reason=p["reason"])
+    raise RetailerRejected(f"unknown outbox kind {message.kind}", code="unknown_kind")
+
+
+def outbox_deliver(*, message_id: int, now: datetime | None = None) -> str:
+    """Send one message if it is due. Safe to run twice, concurrently, or after a crash."""
+    claimed = _claim(message_id, now or timezone.now())
+    if claimed is None:
+        return "skipped"
+    message, token = claimed
+    if message.kind == K.SUBMIT_ORDER:
+        _mark_sent(order_id=message.order_id)
+    started = timezone.now()
+    t0 = time.monotonic()
+    answer, error, permanent = None, "", False
+    try:
+        answer = _send(message)
+    except RetailerRejected as exc:
+        error, permanent = f"{exc.code}: {exc.message}", True
+    except RetailerError as exc:
+        error = f"{exc.code}: {exc.message}"
+    except Exception as exc:
+        log.exception("outbox message %s failed", message_id)
+        error = f"{type(exc).__name__}: {exc}"
+    duration_ms = int((time.monotonic() - t0) * 1000)
+    return _finish(
+        message_id=message_id,
+        token=token,
+        answer=answer,
+        error=error,
+        permanent=permanent,
+        started=started,
+        duration_ms=duration_ms,
+    )
+
+
+def _mark_sent(*, order_id: int) -> None:
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if order.status == S.PAID:
+            transition(
+                order=order,
+                to=S.SENT_TO_RETAILER,
+                actor_kind=OrderEvent.Actor.SYSTEM,
+                reason="Handed to the retailer's warehouse",
+            )
+            transaction.on_commit(lambda: live.order_changed(order_id=order_id))
+
+
+def _finish(
+    *,
+    message_id: int,
+    token: str,
+    answer: dict | None,
+    error: str,
+    permanent: bool,
+    started: datetime,
+    duration_ms: int,
+) -> str:
+    with transaction.atomic():
+        order_id = OutboxMessage.objects.filter(pk=message_id).values_list("order_id", flat=True).get()
+        order = Order.objects.select_for_update().get(pk=order_id)  # lock order: order, then message
+        message = OutboxMessage.objects.select_for_update().get(pk=message_id)
+        attempt = DeliveryAttempt(
+            message=message,
+            number=message.attempts,
+            started_at=started,
+            duration_ms=duration_ms,
+            worker=WORKER,
+            error=error[:2000],
+        )
+        if message.claim_token != token or message.status != M.IN_FLIGHT:
+            attempt.outcome = DeliveryAttempt.Outcome.RETRY
+            attempt.error = (error + " (finished after another sender took over)").strip()
+            attempt.save()
+            return "superseded"
+        message.lease_until = None
+        message.claim_token = ""
+        if answer is not None:
+            attempt.outcome = DeliveryAttempt.Outcome.OK
+            message.status = M.DONE
+            message.result = answer
+            message.done_at = timezone.now()
+            message.last_error = ""
+            _apply_answer(order=order, message=message, answer=answer)
+        elif permanent or message.attempts >= max_attempts():
+            attempt.outcome = DeliveryAttempt.Outcome.DEAD
+            message.status = M.DEAD
+            message.last_error = error
+            log.error(
+                "outbox message %s (%s) dead after %d attempts: %s", message.pk, message.key, message.attempts, error
+            )
+        else:
+            attempt.outcome = DeliveryAttempt.Outcome.RETRY
+            message.status = M.PENDING
+            message.last_error = error
+            message.next_attempt_at = timezone.now() + timedelta(seconds=backoff_delay(message.attempts))
+        message.save()
+        attempt.save()
+        return attempt.outcome
+
+
+def outbox_sweep(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Queue every message that is due (lost kicks, retries, expired leases), and finish
+    refunds whose task was lost. Returns how many messages were queued."""
+    from fulfilment import tasks
+
+    now = now or timezone.now()
+    due = Q(status=M.PENDING, next_attempt_at__lte=now) | Q(status=M.IN_FLIGHT, lease_until__lt=now)
+    ids = list(OutboxMessage.objects.filter(due).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    for message_id in ids:
+        tasks.deliver.delay(message_id)
+    _sweep_refunds(now=now)
+    return len(ids)
+
+
+def _sweep_refunds(*, now: datetime) -> None:
+    from fulfilment import tasks
+    from orders import tasks as order_tasks
+
+    grace = now - timedelta(seconds=30)
+    for request_id in AfterSalesRequest.objects.filter(
+        status=AfterSalesRequest.Status.APPROVED, decided_at__lte=grace
+    ).values_list("pk", flat=True)[:200]:
+        tasks.refund_return.delay(request_id)
+    stuck = (
+        Payment.objects.filter(
+            status=Payment.Status.SUCCEEDED,
+            order__status=S.CANCELLED,
+            order__outbox_messages__isnull=False,
+            order__closed_at__lte=grace,
+        )
+        .values_list("pk", flat=True)
+        .distinct()[:200]
+    )
+    for payment_id in stuck:
+        order_tasks.refund_cancelled.delay(payment_id)
+
+
+def outbox_retry(*, message_id: int, by=None) -> bool:
+    """Staff's one action for a dead-lettered message: fresh attempts, sent now."""
+    with transaction.atomic():
+        updated = OutboxMessage.objects.filter(pk=message_id, status=M.DEAD).update(
+            status=M.PENDING, attempts=0, next_attempt_at=timezone.now(), updated_at=timezone.now()
+        )
+        if updated:
+            log.info("outbox message %s retried by %s", message_id, getattr(by, "username", "system"))
+            transaction.on_commit(lambda: kick(message_id=message_id))
+    return bool(updated)
+
+
+# --- applying the retailer's answers -----------------------------------------------------
+
+
+def advance(*, order: Order, to: str, reason: str) -> bool:
+    """Move a locked order forward along CHAIN to `to` (through any step it skipped).
+    Never backwards, never out of a closed state. True if it moved."""
+    if order.status not in CHAIN or to not in CHAIN:
+        return False
+    here, there = CHAIN.index(order.status), CHAIN.index(to)
+    if there <= here:
+        return False
+    for step in CHAIN[here + 1 : there + 1]:
+        transition(
+            order=order,
+            to=step,
+            actor_kind=OrderEvent.Actor.RETAILER,
+            reason=reason if step == to else "Reported by the retailer with a later step",
+        )
+    order_id = order.pk
+    transaction.on_commit(lambda: live.order_changed(order_id=order_id))
+    return True
+
+
+def _apply_answer(*, order: Order, message: OutboxMessage, answer: dict) -> None:
+    if message.kind == K.SUBMIT_ORDER:
+        info = answer.get("order") or {}
+        status = info.get("status")
+        if status in ("refused", "cancelled"):
+            refusal = info.get("refusal") or {}
+            text = refusal.get("message") or "The retailer could not take the order."
+            _close_with_refund(
+                order=order,
+                reason=f"Refused by the retailer: {text}"[:200],
+                buyer_text=f"Sorry, the retailer couldn't ship order {order.number} "
+                f"(out of stock at the warehouse). Your payment is being refunded.",
+            )
+            return
+        handoff, _ = Handoff.objects.get_or_create(order=order)
+        handoff.retailer_order_id = str(info.get("id", ""))[:40]
+        handoff.accepted_at = handoff.accepted_at or timezone.now()
+        handoff.save(update_fields=["retailer_order_id", "accepted_at"])
+        target = status if status in CHAIN else S.ACCEPTED
+        advance(order=order, to=S.ACCEPTED, reason=f"Accepted by the retailer (order {handoff.retailer_order_id})")
+        if target != S.ACCEPTED:
+            advance(order=order, to=target, reason="Reported by the retailer")
+        return
+    if message.kind == K.CANCEL_ORDER:
+        request = AfterSalesRequest.objects.filter(
+            order=order, kind=AfterSalesRequest.Kind.CANCEL, status=AfterSalesRequest.Status.REQUESTED
+        ).first()
+        if answer.get("cancelled"):
+            if request is not None:
+                request.status = AfterSalesRequest.Status.APPROVED
+                request.decided_at = timezone.now()
+                request.note = "Cancelled by the retailer before shipping."
+                request.save(update_fields=["status", "decided_at", "note"])
+            if order.status in CANCELLABLE:
+                _close_with_refund(
+                    order=order,
+                    reason="Cancelled at your request before shipping",
+                    buyer_text=f"Order {order.number} is cancelled. Your refund is on its way.",
+                )
+        elif request is not None:
+            request.status = AfterSalesRequest.Status.REJECTED
+            request.decided_at = timezone.now()
+            request.note = "It had already left the warehouse. You can ask for a return once it's delivered."
+            request.save(update_fields=["status", "decided_at", "note"])
+            _tell_buyer(order, f"Order {order.number} had already shipped, so it couldn't be cancelled.")
+        return
+    if message.kind == K.REQUEST_RETURN:
+        pass  # registered; the decision arrives by callback
+
+
+def _close_with_refund(*, order: Order, reason: str, buyer_text: str) -> None:
+    """Cancel a paid order on the retailer's word: stock back, commission reversed, refund, buyer told."""
+    from orders import services as order_services
+    from orders import tasks as order_tasks
+
+    if order.status not in CANCELLABLE:
+        return
+    transition(order=order, to=S.CANCELLED, actor_kind=OrderEvent.Actor.RETAILER, reason=reason)
+    order_services._unsell_lines(order)  # the room's units go back on sale
+    commission_reverse(order=order, reason="Order cancelled")
+    payment_id = Payment.objects.filter(order=order).values_list("pk", flat=True).first()
+    if payment_id is not None:
+        transaction.on_commit(lambda: order_tasks.refund_cancelled.delay(payment_id))
+    order_services._after_release(order)
+    _tell_buyer(order, buyer_text)
+
+
+def _tell_buyer(order: Order, text: str, *, toast: bool = False) -> None:
+    Notification.objects.create(
+        user_id=order.buyer_id,
+        kind=Notification.Kind.ORDER,
+        room_id=order.room_id,
+        text=text[:200],
+        url=order.get_absolute_url(),
+    )
+    order_id = order.pk
+    transaction.on_commit(lambda: live.order_changed(order_id=order_id))
+    if toast:
+        transaction.on_commit(lambda: live.buyer_toast(order_id=order_id, text=text))
+
+
+# --- the seam: called by orders inside the confirming transaction -------------------------
+
+
+def order_confirmed(*, order: Order) -> OutboxMessage:
+    """Write the hand-off message and the commission entries, in the caller's transaction."""
+    lines = list(order.lines.all())
+    payload = {
+        "key": order.number,
+        "lines": [
+            {"sku": ln.sku, "title": ln.title, "quantity": ln.quantity, "unit_price": str(ln.unit_price)}
+            for ln in lines
+        ],
+        "address": order.address,
+        "total": str(order.total),
+        "currency": order.currency,
+    }
+    commission_record(order=order, lines=lines)
+    return outbox_enqueue(order=order, kind=K.SUBMIT_ORDER, key=f"submit:{order.number}", payload=payload)
+
+
+def submit_withdraw(*, order: Order) -> None:
+    """The buyer cancels a paid order (order row locked by the caller). Allowed only while
+    the hand-off has not started; otherwise the retailer must be asked (`cancel_request`)."""
+    message = OutboxMessage.objects.select_for_update().filter(order=order, kind=K.SUBMIT_ORDER).first()
+    if message is not None:
+        if message.status != M.PENDING or message.attempts:
+            raise errors.IllegalTransition("The retailer already has this order; cancelling asks the retailer first.")
+        message.status = M.WITHDRAWN
+        message.save(update_fields=["status", "updated_at"])
+    commission_reverse(order=order, reason="Order cancelled")
+
+
+def cancel_request(*, user, order_number: str, reason: str = "") -> Order:
+    """The buyer cancels before shipment: at once if the retailer hasn't got it yet,
+    otherwise the retailer is asked the reliable way and its answer closes the order."""
+    from orders import services as order_services
+
+    order = Order.objects.filter(buyer=user, number=order_number).first()
+    if order is None:
+        raise errors.NotFound("We couldn't find that order.")
+    if order.status in (S.PENDING_PAYMENT, S.PAID):
+        try:
+            return order_services.order_cancel(user=user, order_number=order_number, reason=reason)
+        except errors.IllegalTransition:
+            pass  # the hand-off has started: ask the retailer
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if order.status not in CANCELLABLE:
+            raise errors.IllegalTransition(
+                "It has already shipped, so it can't be cancelled. You can ask for a return once it's delivered."
+            )
+        open_request = AfterSalesRequest.objects.filter(order=order, status=AfterSalesRequest.Status.REQUESTED)
+        if not open_request.exists():
+            AfterSalesRequest.objects.create(
+                order=order,
+                kind=AfterSalesRequest.Kind.CANCEL,
+                key=f"cancel-{order.number}-{secrets.token_hex(3)}",
+                reason=(reason or "Cancelled by the buyer")[:200],
+                amount=order.total,
+                requested_by=user,
+            )
+            outbox_enqueue(
+                order=order, kind=K.CANCEL_ORDER, key=f"cancel:{order.number}", payload={"key": order.number}
+            )
+    return order
+
+
+def return_window_open(order: Order, now: datetime | None = None) -> bool:
+    handoff = Handoff.objects.filter(order=order).first()
+    now = now or timezone.now()
+    return bool(
+        order.status == S.DELIVERED and handoff and handoff.return_window_ends and handoff.return_window_ends > now
+    )
+
+
+def return_request(
+    *, user, order_number: str, reason, line_ids=None, now: datetime | None = None
+) -> AfterSalesRequest:
+    """After delivery, within the window: ask the retailer to take (some) lines back."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise errors.InvalidRequest("Tell us why you're returning it.")
+    reason = reason.strip()[:200]
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(buyer=user, number=order_number).first()
+        if order is None:
+            raise errors.NotFound("We couldn't find that order.")
+        if order.status != S.DELIVERED:
+            raise errors.IllegalTransition("Returns open once the order is delivered.")
+        if not return_window_open(order, now):
+            raise errors.IllegalTransition("The return window for this order has closed.")
+        if AfterSalesRequest.objects.filter(order=order, status__in=["requested", "approved"]).exists():
+            raise errors.IllegalTransition("There's already a return in progress for this order.")
+        returned = set()
+        for req in AfterSalesRequest.objects.filter(order=order, kind="return", status="refunded"):
+            returned.update(line["line"] for line in req.lines)
+        lines = [ln for ln in order.lines.all() if ln.pk not in returned]
+        if line_ids:
+            try:
+                wanted = {int(x) for x in line_ids}
+            except (TypeError, ValueError):
+                raise errors.InvalidRequest("Choose the items to return.")
+            lines = [ln for ln in lines if ln.pk in wanted]
+            if len(lines) != len(wanted):
+                raise errors.InvalidRequest("Choose items from this order.")
+        if not lines:
+            raise errors.InvalidRequest("Everything in this order has already been returned.")
+        request = AfterSalesRequest.objects.create(
+            order=order,
+            kind=AfterSalesRequest.Kind.RETURN,
+            key=f"ret-{order.number}-{secrets.token_hex(3)}",
+            reason=reason,
+            requested_by=user,
+            amount=sum((ln.line_total for ln in lines), Decimal("0.00")),
+            lines=[{"line": ln.pk, "sku": ln.sku, "quantity": ln.quantity, "title": ln.title} for ln in lines],
+        )
+        outbox_enqueue(
+            order=order,
+            kind=K.REQUEST_RETURN,
+            key=f"return:{request.key}",
+            payload={
+                "key": request.key,
+                "order_key": order.number,
+                "reason": reason,
+                "lines": [{"sku": ln.sku, "quantity": ln.quantity} for ln in lines],
+            },
+        )
+        order_id = order.pk
+        transaction.on_commit(lambda: live.order_changed(order_id=order_id))
+    return request
+
+
+def return_refund(*, request_id: int) -> bool:
+    """Refund an approved return through the payment gateway. Idempotent (a refunded
+    request is left alone); the gateway call happens with no lock held."""
+    from orders.payments import get_gateway
+
+    request = AfterSalesRequest.objects.select_related("order__payment").filter(pk=request_id).first()
+    if request is None or request.status != AfterSalesRequest.Status.APPROVED:
+        return False
+    payment = getattr(request.order, "payment", None)
+    if payment is not None:
+        get_gateway().refund(reference=payment.reference, amount=request.amount, currency=payment.currency)
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=request.order_id)
+        request = AfterSalesRequest.objects.select_for_update().get(pk=request_id)
+        if request.status != AfterSalesRequest.Status.APPROVED:
+            return False
+        request.status = AfterSalesRequest.Status.REFUNDED
+        request.refunded_at = timezone.now()
+        request.save(update_fields=["status", "refunded_at"])
+        line_ids = [line["line"] for line in request.lines]
+        commission_reverse(order=order, line_ids=line_ids, reason="Returned and refunded")
+        refunded = set()
+        for req in AfterSalesRequest.objects.filter(order=order, kind="return", status="refunded"):
+            refunded.update(line["line"] for line in req.lines)
+        if refunded >= set(order.lines.values_list("pk", flat=True)) and order.status == S.DELIVERED:
+            transition(
+                order=order,
+                to=S.REFUNDED,
+                actor_kind=OrderEvent.Actor.SYSTEM,
+                reason=f"Return approved; ¥{request.amount} refunded to your card",
+            )
+            Payment.objects.filter(order=order, status=Payment.Status.SUCCEEDED).update(
+                status=Payment.Status.REFUNDED, decline_reason="Refunded after a return.", updated_at=timezone.now()
+            )
+        _tell_buyer(order, f"Your return for order {order.number} is approved: ¥{request.amount} refunded.")
+    return True
+
+
+# --- the commission ledger ----------------------------------------------------------------
+
+
+def commission_record(*, order: Order, lines: list[OrderLine] | None = None) -> list[CommissionEntry]:
+    from streams.models import Room
+
+    host_id = Room.objects.filter(pk=order.room_id).values_list("host_id", flat=True).get()
+    entries = [
+        CommissionEntry(
+            line=ln,
+            order=order,
+            host_id=host_id,
+            room_id=order.room_id,
+            rate=ln.commission_rate,
+            base=ln.line_total,
+            amount=ln.commission_amount,
+            currency=order.currency,
+        )
+        for ln in (lines if lines is not None else order.lines.all())
+    ]
+    return CommissionEntry.objects.bulk_create(entries, ignore_conflicts=True)
+
+
+def commission_reverse(*, order: Order, reason: str, line_ids: list[int] | None = None) -> int:
+    entries = CommissionEntry.objects.filter(order=order).exclude(status=CommissionEntry.Status.REVERSED)
+    if line_ids is not None:
+        entries = entries.filter(line_id__in=line_ids)
+    return entries.update(
+        status=CommissionEntry.Status.REVERSED, reversed_at=timezone.now(), reversal_reason=reason[:120]
+    )
+
+
+def commissions_settle(*, now: datetime | None = None) -> int:
+    """Settle pending commission whose return window has closed with no return open."""
+    now = now or timezone.now()
+    due = CommissionEntry.objects.filter(status=CommissionEntry.Status.PENDING, settle_after__lte=now).exclude(
+        order__after_sales__status__in=["requested", "approved"]
+    )
+    return CommissionEntry.objects.filter(pk__in=list(due.values_list("pk", flat=True)[:5000])).update(
+        status=CommissionEntry.Status.SETTLED, settled_at=now
+    )
+
+
+# --- the embedded default's clock ------------------------------------------------------
+
+_ticker_started = False
+_ticker_lock = threading.Lock()
+
+
+def ensure_embedded_ticker(interval: float = 2.0) -> None:
+    """Embedded default (no Celery beat): one daemon thread per process sweeps the outbox
+    and moves the in-process sandbox retailer along, like beat does in the full stack."""
+    global _ticker_started
+    with _ticker_lock:
+        if _ticker_started:
+            return
+        _ticker_started = True
+
+    def loop():
+        from django.db import close_old_connections
+
+        from retailer.tasks import sandbox_tick
+
+        while True:
+            time.sleep(interval)
+            try:
+                outbox_sweep()
+                if settings.RETAILER_BACKEND == "inprocess":
+                    sandbox_tick()
+                commissions_settle()
+            except Exception:
+                log.exception("embedded fulfilment ticker")
+            finally:
+                close_old_connections()
+
+    threading.Thread(target=loop, name="fulfilment-ticker", daemon=True).start()
