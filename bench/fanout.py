@@ -217,21 +217,26 @@ class Viewers:
 
 
 async def run_pins(send_pin, rate: float, seconds: float) -> dict[int, float]:
-    """Call send_pin(seq) at `rate` per second; returns {pin_id: send time}."""
-    sent: dict[int, float] = {}
+    """Start send_pin(seq) at `rate` per second without waiting for earlier pins (open loop).
+
+    Returns {pin_id: due time}. Latency counts from when a pin was DUE, so a server that
+    falls behind the schedule shows up as latency (no coordinated omission).
+    """
     count = max(1, int(rate * seconds))
     start = time.perf_counter()
+    tasks = []
     for i in range(count):
         target = start + i / rate
         delay = target - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        pin_id = await send_pin(i)
-        if pin_id is not None:
-            # Latency counts from when the pin was DUE, not when it went out: a host that
-            # falls behind the schedule shows up as latency (no coordinated omission).
-            sent[pin_id[0]] = min(pin_id[1], target)
-    # If pins could not be sent as fast as asked, the run took longer: rates use the real time.
+        tasks.append((target, asyncio.create_task(send_pin(i))))
+    sent: dict[int, float] = {}
+    for target, task in tasks:
+        with contextlib.suppress(asyncio.TimeoutError):
+            pin_id = await asyncio.wait_for(task, 30)
+            if pin_id is not None:
+                sent[pin_id] = target
     run_pins.elapsed = max(seconds, time.perf_counter() - start)
     return sent
 
@@ -264,41 +269,57 @@ async def settle(viewers: Viewers, sent: dict[int, float], n: int, wait: float =
 
 
 class RoomSide:
-    """Our stack: pins go through the host's websocket, the pin service and the hub."""
+    """Our stack: pins go through host sockets, the pin service and the hub.
+
+    Several host sockets share the pins, because one socket sending more than 20 frames a
+    second is a flood by the protocol's own rule (docs/protocol.md) and is closed.
+    """
 
     name = "channels+hub"
+    HOST_SOCKETS = 8
 
     def __init__(self, ws_url: str, origin: str, room: dict):
         self.ws_url, self.origin, self.room = ws_url, origin, room
-        self.host = None
-        self.acks: asyncio.Queue = asyncio.Queue()
+        self.hosts = []
+        self.readers = []
+        self.waiting: dict[str, asyncio.Future] = {}
 
     async def start_host(self) -> None:
         from websockets.asyncio.client import connect
 
-        self.host = await connect(self.ws_url, origin=self.origin, additional_headers={"Cookie": self.room["cookie"]},
-                                  max_size=2**22)  # fmt: skip
-        first = json.loads(await self.host.recv())
-        assert first["type"] == "snapshot" and first["me"]["role"] == "host", first
-        self.reader = asyncio.create_task(self._read_host())
+        for _ in range(self.HOST_SOCKETS):
+            ws = await connect(self.ws_url, origin=self.origin, additional_headers={"Cookie": self.room["cookie"]},
+                               max_size=2**22, compression=None)  # fmt: skip
+            first = json.loads(await ws.recv())
+            assert first["type"] == "snapshot" and first["me"]["role"] == "host", first
+            self.hosts.append(ws)
+            self.readers.append(asyncio.create_task(self._read_host(ws)))
 
-    async def _read_host(self) -> None:
-        async for frame in self.host:
-            event = json.loads(frame)
-            if event["type"] in ("ack", "error"):
-                await self.acks.put(event)
+    async def _read_host(self, ws) -> None:
+        with contextlib.suppress(Exception):
+            async for frame in ws:
+                if '"ref"' not in frame:
+                    continue
+                event = json.loads(frame)
+                future = self.waiting.pop(str(event.get("ref")), None)
+                if future is not None and not future.done():
+                    future.set_result(event)
 
     async def send_pin(self, seq: int):
         item = self.room["items"][seq % 2]
-        t0 = time.perf_counter()
-        await self.host.send(json.dumps({"type": "pin", "item_id": item, "ref": seq}))
-        # The host's ack comes after the pin was committed and published; waiting for it
-        # keeps pins in order without holding the timestamp hostage to it.
-        ack = await self.acks.get()
+        ref = f"p{seq}-{time.perf_counter_ns()}"
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[ref] = future
+        await self.hosts[seq % len(self.hosts)].send(json.dumps({"type": "pin", "item_id": item, "ref": ref}))
+        ack = await future
         if ack["type"] != "ack":
             print("pin refused:", ack, file=sys.stderr)
             return None
-        return ack["pin_id"], t0
+        return ack["pin_id"]
+
+    async def close(self) -> None:
+        for ws in self.hosts:
+            await ws.close()
 
 
 class BaselineSide:
@@ -317,9 +338,9 @@ class BaselineSide:
 
     async def send_pin(self, seq: int):
         self.seq += 1
-        t0 = time.perf_counter()
-        await self.client.publish(self.channel, self.template.replace('"pin_id":0', f'"pin_id":{self.seq}'))
-        return self.seq, t0
+        pin_id = self.seq
+        await self.client.publish(self.channel, self.template.replace('"pin_id":0', f'"pin_id":{pin_id}'))
+        return pin_id
 
 
 async def measure(side, viewers: Viewers, n: int, rate: float, seconds: float) -> dict:
@@ -412,7 +433,7 @@ async def main_async(args) -> dict:
         rss = max(rss, rss_mb(web.pid))
         await ours_viewers.close()
         await base_viewers.close()
-        await ours.host.close()
+        await ours.close()
     finally:
         for proc in (web, base):
             proc.terminate()
