@@ -30,13 +30,16 @@ def stock_state(stock: int) -> str:
 def item_card(item: ShelfItem) -> dict:
     """What a viewer sees of a shelf item: the pinned card and each shelf row."""
     product = item.product
-    images = list(product.images.all()[:1]) if hasattr(product, "images") else []
+    image = getattr(item, "first_image", None)  # annotated by selectors.shelf_items
+    if image is None:
+        first = product.images.first()
+        image = first.url if first else ""
     return {
         "id": item.pk,
         "product_id": product.pk,
         "title": product.title,
         "brand": product.brand,
-        "image": images[0].url if images else "",
+        "image": image,
         "live_price": str(item.live_price),
         "list_price": str(product.list_price),
         "currency": product.currency,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import HostProfile, User
+from catalog.models import ProductImage
 from streams.models import ChatMessage, Follow, Notification, Room, RoomBan, RoomModerator, RoomMute, ShelfItem
 
 CHAT_BACKLOG = 40
@@ -49,10 +50,12 @@ def room_get(*, room_id: int) -> Room | None:
 
 
 def shelf_items(*, room_id: int) -> QuerySet[ShelfItem]:
+    """Active shelf items with what a product card shows, in ONE query (the pin hot path)."""
+    first_image = ProductImage.objects.filter(product_id=OuterRef("product_id")).order_by("position", "id")
     return (
         ShelfItem.objects.filter(room_id=room_id, is_active=True)
         .select_related("product__retailer")
-        .prefetch_related("product__images")
+        .annotate(first_image=Subquery(first_image.values("url")[:1]))
     )
 
 
