@@ -19,8 +19,9 @@ from orders import services
 
 log = logging.getLogger(__name__)
 
-POOL_SIZE = 4
+POOL_SIZE = 2
 _pools: dict[asyncio.AbstractEventLoop, list] = {}
+_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 _turn = itertools.count()
 
 
@@ -37,12 +38,16 @@ async def _connection():
     import psycopg
 
     loop = asyncio.get_running_loop()
+    if loop not in _locks:
+        _locks[loop] = asyncio.Lock()
     pool = _pools.setdefault(loop, [])
     if len(pool) < POOL_SIZE:
-        conninfo = _conninfo()
-        if conninfo is None:
-            return None
-        pool.append(await psycopg.AsyncConnection.connect(conninfo, autocommit=True))
+        async with _locks[loop]:  # one opener at a time: a burst must not open a connection each
+            while len(pool) < POOL_SIZE:
+                conninfo = _conninfo()
+                if conninfo is None:
+                    return None
+                pool.append(await psycopg.AsyncConnection.connect(conninfo, autocommit=True))
     return pool[next(_turn) % len(pool)]
 
 

@@ -34,7 +34,7 @@ def _login_required(reply_type: str, ref) -> dict:
     return {"type": reply_type, "ref": ref, "ok": False, "code": "login_required", "message": "Log in to buy."}
 
 
-PAY_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="orders-pay")
+PAY_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="orders-pay")
 
 
 def _place(*, user, room_id: int, payload: dict):
@@ -58,8 +58,21 @@ def _pay(order_id: int, card) -> dict:
         close_old_connections()
 
 
+PAY_QUIET_SECONDS = 0.25  # payments wait for a lull in buys ...
+PAY_WAIT_MAX_SECONDS = 5.0  # ... but never longer than this
+_last_buy = [0.0]
+
+
 async def _settle(consumer, order_id: int, card, ref) -> None:
-    """Pay outside the buy's path (and any lock), then tell the buyer on their socket."""
+    """Pay outside the buy's path (and any lock), then tell the buyer on their socket.
+
+    Reservations come first: during a burst (a flash sale's first second) payments wait
+    for a lull, up to PAY_WAIT_MAX_SECONDS, so they do not compete with the buys still
+    waiting for their answer. The reservation holds the units meanwhile."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PAY_WAIT_MAX_SECONDS
+    while loop.time() < deadline and loop.time() - _last_buy[0] < PAY_QUIET_SECONDS:
+        await asyncio.sleep(0.05)
     try:
         answer = await asyncio.get_running_loop().run_in_executor(PAY_POOL, _pay, order_id, card)
     except Exception:
@@ -75,11 +88,12 @@ async def handle_buy(consumer, payload: dict) -> None:
     if consumer.user_id is None:
         consumer.reply(_login_required("buy.result", ref))
         return
+    _last_buy[0] = asyncio.get_running_loop().time()
     refusal = await _sold_out_fast(consumer, payload)
     if refusal is not None:
         consumer.reply(live.ev_buy_result(ref=ref, result=refusal))
         return
-    answer, order_id, card = await database_sync_to_async(_place, thread_sensitive=False)(
+    answer, order_id, card = await database_sync_to_async(_place)(
         user=consumer.user, room_id=consumer.room_id, payload=payload
     )
     consumer.reply(live.ev_buy_result(ref=ref, result=answer))
