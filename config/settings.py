@@ -235,6 +235,7 @@ RETAILER_CODE = env("RETAILER_CODE", "jdm")
 FULFILMENT_MAX_ATTEMPTS = env_int("FULFILMENT_MAX_ATTEMPTS", 8)
 FULFILMENT_BACKOFF_SECONDS = float(env("FULFILMENT_BACKOFF_SECONDS", "2"))  # first retry; doubles, with jitter
 FULFILMENT_LEASE_SECONDS = float(env("FULFILMENT_LEASE_SECONDS", "60"))  # a silent sender loses its claim
+FULFILMENT_REQUEUE_SECONDS = float(env("FULFILMENT_REQUEUE_SECONDS", "15"))  # queued, not started: queue again
 FULFILMENT_RETURN_WINDOW_DAYS = env_int("FULFILMENT_RETURN_WINDOW_DAYS", 7)
 # Where the retailer posts its callbacks; empty = the in-process sandbox calls our handler directly.
 RETAILER_CALLBACK_URL = env("RETAILER_CALLBACK_URL")

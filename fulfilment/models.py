@@ -34,6 +34,9 @@ class OutboxMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     lease_until = models.DateTimeField(null=True, blank=True, help_text="A sender owns the message until then.")
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last put on the task queue; the sweep re-queues it only after a while."
+    )
     claim_token = models.CharField(max_length=32, blank=True)
     last_error = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)

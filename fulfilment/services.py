@@ -73,6 +73,12 @@ def lease_seconds() -> float:
     return float(_setting("FULFILMENT_LEASE_SECONDS", 60))
 
 
+def requeue_seconds() -> float:
+    """A queued message not picked up within this long is queued again by the sweep (its
+    task was lost: Redis restarted, or a killed worker held it unacknowledged)."""
+    return float(_setting("FULFILMENT_REQUEUE_SECONDS", 15))
+
+
 # --- the outbox --------------------------------------------------------------------------
 
 
@@ -81,7 +87,14 @@ def outbox_enqueue(*, order: Order, kind: str, key: str, payload: dict) -> Outbo
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox_enqueue() must run inside the transaction that makes the change")
     message, created = OutboxMessage.objects.get_or_create(
-        key=key, defaults={"kind": kind, "order": order, "payload": payload, "next_attempt_at": timezone.now()}
+        key=key,
+        defaults={
+            "kind": kind,
+            "order": order,
+            "payload": payload,
+            "next_attempt_at": timezone.now(),
+            "queued_at": timezone.now(),
+        },
     )
     if created:
         message_id = message.pk
@@ -238,6 +251,7 @@ def _finish(
             message.status = M.PENDING
             message.last_error = error
             message.next_attempt_at = timezone.now() + timedelta(seconds=backoff_delay(message.attempts))
+            message.queued_at = None  # the sweep queues it when due
         message.save()
         attempt.save()
         return attempt.outcome
@@ -250,7 +264,12 @@ def outbox_sweep(*, now: datetime | None = None, limit: int = 1000) -> int:
 
     now = now or timezone.now()
     due = Q(status=M.PENDING, next_attempt_at__lte=now) | Q(status=M.IN_FLIGHT, lease_until__lt=now)
-    ids = list(OutboxMessage.objects.filter(due).order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    not_queued = Q(queued_at__isnull=True) | Q(queued_at__lt=now - timedelta(seconds=requeue_seconds()))
+    ids = list(
+        OutboxMessage.objects.filter(due, not_queued).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+    )
+    # Mark first: a sweep that dies half-way re-queues the rest after the requeue delay.
+    OutboxMessage.objects.filter(pk__in=ids).update(queued_at=now)
     for message_id in ids:
         tasks.deliver.delay(message_id)
     _sweep_refunds(now=now)
@@ -284,7 +303,11 @@ def outbox_retry(*, message_id: int, by=None) -> bool:
     """Staff's one action for a dead-lettered message: fresh attempts, sent now."""
     with transaction.atomic():
         updated = OutboxMessage.objects.filter(pk=message_id, status=M.DEAD).update(
-            status=M.PENDING, attempts=0, next_attempt_at=timezone.now(), updated_at=timezone.now()
+            status=M.PENDING,
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            queued_at=timezone.now(),
+            updated_at=timezone.now(),
         )
         if updated:
             log.info("outbox message %s retried by %s", message_id, getattr(by, "username", "system"))

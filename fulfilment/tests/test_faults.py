@@ -16,7 +16,8 @@ import pytest
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from conftest import free_port, test_database_url
+from conftest import free_port
+from conftest import test_database_url as child_database_url
 from fulfilment import services
 from fulfilment.models import OutboxMessage
 from fulfilment.tests.conftest import make_shop
@@ -32,12 +33,13 @@ N_KILL = int(os.environ.get("FULFILMENT_FAULT_ORDERS", "500"))
 def stack(settings):
     settings.FULFILMENT_DISPATCH_ON_COMMIT = True
     settings.FULFILMENT_LEASE_SECONDS = 4
+    settings.FULFILMENT_REQUEUE_SECONDS = 3
     settings.RETAILER_BACKEND = "inprocess"
     purge_queue(settings.REDIS_URL, settings.REDIS_PREFIX)
     workers: list[Worker] = []
 
     def start(redis_url: str | None = None, concurrency: int = 4) -> Worker:
-        worker = Worker(database_url=test_database_url(), redis_url=redis_url or settings.REDIS_URL,
+        worker = Worker(database_url=child_database_url(), redis_url=redis_url or settings.REDIS_URL,
                         prefix=settings.REDIS_PREFIX, concurrency=concurrency)  # fmt: skip
         workers.append(worker)
         return worker
@@ -60,7 +62,7 @@ class Sweeper:
         while not self.stopped.wait(self.every):
             try:
                 services.outbox_sweep()
-            except Exception:  # noqa: BLE001 - e.g. Redis down for a moment; next round
+            except Exception:  # e.g. Redis down for a moment; next round
                 self.errors += 1
             finally:
                 close_old_connections()

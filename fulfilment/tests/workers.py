@@ -28,6 +28,7 @@ class Worker:
             "QUIET_EMBEDDED": "1",
             "FULFILMENT_LEASE_SECONDS": "4",
             "FULFILMENT_BACKOFF_SECONDS": "0.5",
+            "FULFILMENT_REQUEUE_SECONDS": "3",
             "RETAILER_RETRIES": "0",
             "LOG_LEVEL": "WARNING",
         }
@@ -108,9 +109,7 @@ def real_broker(url: str):
 
     saved = (app.conf.task_always_eager, app.conf.broker_url)
 
-    def reset():
-        with contextlib.suppress(Exception):
-            app.pool.force_close_all()
+    def reset():  # kombu keeps one pool per broker URL; drop only our cached references
         app._pool = None
         with contextlib.suppress(AttributeError):
             app.amqp._producer_pool = None

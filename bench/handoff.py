@@ -1,0 +1,281 @@
+"""Hand-off benchmark: confirmed -> accepted-by-retailer through the real stack.
+
+Starts, on a fresh bench database: the sandbox retailer's HTTP API (uvicorn serving
+config.asgi, a separate process), Celery workers (`celery -A config worker`, Redis
+broker) that send orders to it over signed HTTP, and a sweep every 2 s (beat's job).
+
+1. Latency: confirms orders at a steady rate (real `order_place` with a sandbox card,
+   kicked after commit like the web does) and measures, per order, the time from the
+   `paid` audit row to the `accepted` one.
+2. Throughput: confirms a batch with no kick, then queues it all at once and times the
+   drain (`per_s`).
+3. Baseline, same run: the same hand-off work (`outbox_deliver`, same retailer over HTTP)
+   in a plain loop in this process, no queue (`baseline_per_s`).
+
+Lost = confirmed orders the retailer does not hold once the run settles; duplicated =
+units the retailer shipped beyond what was ordered (a second shipment of any order).
+
+    python bench/handoff.py [--rate 100] [--seconds 10] [--batch 600] [--workers 6]
+
+Needs DATABASE_URL (any database on the server; the bench makes its own) and REDIS_URL.
+Prints a table and a final JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PREFIX = "benchhandoff"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_database(base_url: str) -> str:
+    import psycopg
+
+    parsed = urlparse(base_url)
+    name = "bench_handoff"
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = parsed._replace(path=f"/{name}").geturl()
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0", "--skip-checks"],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": url, "QUIET_EMBEDDED": "1"}, check=True,
+    )  # fmt: skip
+    return url
+
+
+def start_retailer(env: dict) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    port = free_port()
+    log = open(ROOT / "var" / "bench-handoff-retailer.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--workers", "2"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("retailer server did not start; see var/bench-handoff-retailer.log")
+
+
+def make_shop(n_buyers: int, stock: int):
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from accounts.models import Address, HostProfile, User
+    from catalog.models import Product, Retailer
+    from retailer.services import product_put
+    from streams.models import Room, ShelfItem
+
+    host_user = User.objects.create(username="bench-host")
+    host = HostProfile.objects.create(user=host_user, handle="bench-host", status=HostProfile.Status.APPROVED)
+    room = Room.objects.create(host=host, title="Bench room", scheduled_start=timezone.now(), status=Room.Status.LIVE)
+    retailer, _ = Retailer.objects.get_or_create(code="jdm", defaults={"name": "JD Mall"})
+    product = Product.objects.create(retailer=retailer, sku="BENCH-1", title="Bench earbuds", brand="Sonic",
+                                     list_price=Decimal("199.00"), self_operated=True, sellable=True,
+                                     retailer_stock=stock)  # fmt: skip
+    item = ShelfItem.objects.create(room=room, product=product, live_price=Decimal("149.00"), per_user_limit=30000)
+    product_put(sku="BENCH-1", stock=stock, title="Bench earbuds")
+    users = User.objects.bulk_create([User(username=f"bench-buyer-{i}") for i in range(n_buyers)])
+    Address.objects.bulk_create([
+        Address(user=u, recipient="Wang Fang", phone="+86 138 0000 0000", province="Zhejiang", city="Hangzhou",
+                district="Xihu", line="18 Wensan Road", postal_code="310000")
+        for u in users
+    ])  # fmt: skip
+    addresses = dict(Address.objects.values_list("user_id", "pk"))
+    return item, [(u, addresses[u.pk]) for u in users]
+
+
+class Buyer:
+    def __init__(self, item, buyers):
+        self.item, self.buyers = item, buyers
+        self.lock, self.n = threading.Lock(), 0
+
+    def buy(self) -> str:
+        from django.db import connection
+
+        from orders import services
+
+        with self.lock:
+            self.n += 1
+            n = self.n
+        user, address_id = self.buyers[n % len(self.buyers)]
+        result = services.order_place(user=user, shelf_item_id=self.item.pk, quantity=1, address_id=address_id,
+                                      payment_method="4242 4242 4242 4242", idempotency_key=f"bench-{n:08d}")  # fmt: skip
+        connection.close_if_unusable_or_obsolete()
+        assert result.ok and result.order.status == "paid", result.message
+        return result.order.number
+
+
+def wait_accepted(numbers: set[str], timeout: float) -> tuple[float, int]:
+    from orders.models import Order
+
+    start = time.monotonic()
+    while True:
+        left = len(numbers) - Order.objects.filter(number__in=numbers, status="accepted").count()
+        if left == 0 or time.monotonic() - start > timeout:
+            return time.monotonic() - start, left
+        time.sleep(0.05)
+
+
+def latencies_ms(numbers: set[str]) -> list[float]:
+    from orders.models import OrderEvent
+
+    paid, accepted = {}, {}
+    for number, to, at in OrderEvent.objects.filter(order__number__in=numbers, to_status__in=["paid", "accepted"]) \
+            .values_list("order__number", "to_status", "at"):  # fmt: skip
+        (paid if to == "paid" else accepted)[number] = at
+    return [(accepted[n] - paid[n]).total_seconds() * 1000 for n in numbers if n in accepted and n in paid]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--batch", type=int, default=600)
+    parser.add_argument("--workers", type=int, default=6, help="Celery worker concurrency (prefork)")
+    args = parser.parse_args()
+    (ROOT / "var").mkdir(exist_ok=True)
+
+    db_url = prepare_database(os.environ["DATABASE_URL"])
+    redis_url = os.environ["REDIS_URL"]
+    retailer_env = {**os.environ, "DATABASE_URL": db_url, "REDIS_PREFIX": PREFIX, "QUIET_EMBEDDED": "1",
+                    "DJANGO_SETTINGS_MODULE": "config.settings"}  # fmt: skip
+    retailer, retailer_url = start_retailer(retailer_env)
+    common = {**retailer_env, "RETAILER_BACKEND": "http", "RETAILER_API_URL": retailer_url + "/retailer-api/",
+              "PAYMENT_SANDBOX_CONFIRM_SECONDS": "0", "ORDERS_STOCK_COALESCE_SECONDS": "1"}  # fmt: skip
+    os.environ.update(common)
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from fulfilment import services
+    from fulfilment.models import OutboxMessage
+    from fulfilment.tests.workers import Worker, purge_queue
+    from retailer.services import product_stock, sandbox_orders
+
+    purge_queue(redis_url, PREFIX)
+    n_latency = int(args.rate * args.seconds)
+    total = n_latency + 2 * args.batch
+    item, buyers = make_shop(n_buyers=500, stock=total + 100)
+    worker = Worker(database_url=db_url, redis_url=redis_url, prefix=PREFIX, concurrency=args.workers,
+                    extra_env={**common, "FULFILMENT_LEASE_SECONDS": "60"})  # fmt: skip
+    stop_sweep = threading.Event()
+
+    def sweeper():
+        while not stop_sweep.wait(2):
+            services.outbox_sweep()
+
+    threading.Thread(target=sweeper, daemon=True).start()
+    buyer = Buyer(item, buyers)
+    time.sleep(4)  # the worker boots
+    try:
+        # 1. steady rate, kicked after commit
+        start = time.monotonic()
+        numbers: set[str] = set()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = []
+            for i in range(n_latency):
+                due = start + i / args.rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                futures.append(pool.submit(buyer.buy))
+            numbers = {f.result() for f in futures}
+        offered = n_latency / (time.monotonic() - start)
+        _, lost_latency = wait_accepted(numbers, timeout=60)
+        lat = latencies_ms(numbers)
+
+        # 2. throughput: a backlog queued at once
+        settings.FULFILMENT_DISPATCH_ON_COMMIT = False
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            batch = set(pool.map(lambda _: buyer.buy(), range(args.batch)))
+        ids = list(OutboxMessage.objects.filter(order__number__in=batch).values_list("pk", flat=True))
+        from fulfilment import tasks
+
+        t0 = time.monotonic()
+        for message_id in ids:
+            tasks.deliver.delay(message_id)
+        drain, lost_batch = wait_accepted(batch, timeout=120)
+        per_s = args.batch / drain
+
+        # 3. baseline: the same hand-off work in a plain loop, no queue
+        stop_sweep.set()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            base = set(pool.map(lambda _: buyer.buy(), range(args.batch)))
+        ids = list(OutboxMessage.objects.filter(order__number__in=base).values_list("pk", flat=True))
+        t0 = time.monotonic()
+        for message_id in ids:
+            services.outbox_deliver(message_id=message_id)
+        baseline_per_s = args.batch / (time.monotonic() - t0)
+        _, lost_base = wait_accepted(base, timeout=10)
+    finally:
+        stop_sweep.set()
+        worker.stop()
+        retailer.terminate()
+        retailer.wait(10)
+
+    everything = numbers | batch | base
+    held = [row for row in sandbox_orders() if row["partner_key"] in everything]
+    shipped_units = (total + 100) - product_stock(sku="BENCH-1")
+    lost = len(everything - {row["partner_key"] for row in held}) + lost_latency + lost_batch + lost_base
+    duplicated = max(0, shipped_units - len(everything)) + (len(held) - len({r["partner_key"] for r in held}))
+    result = {
+        "orders": len(everything),
+        "lost": lost,
+        "duplicated": duplicated,
+        "rate": args.rate,
+        "offered_per_s": round(offered, 1),
+        "p50_ms": round(percentile(lat, 50), 1),
+        "p99_ms": round(percentile(lat, 99), 1),
+        "max_ms": round(max(lat), 1) if lat else None,
+        "mean_ms": round(statistics.mean(lat), 1) if lat else None,
+        "per_s": round(per_s, 1),
+        "baseline_per_s": round(baseline_per_s, 1),
+        "worker_concurrency": args.workers,
+    }
+    print(f"{'orders':>8} {'lost':>5} {'dup':>4} {'p50 ms':>8} {'p99 ms':>8} {'per_s':>8} {'baseline':>9}")
+    print(f"{result['orders']:>8} {lost:>5} {duplicated:>4} {result['p50_ms']:>8} {result['p99_ms']:>8} "
+          f"{result['per_s']:>8} {result['baseline_per_s']:>9}")  # fmt: skip
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
