@@ -36,7 +36,7 @@ from django.conf import settings
 
 from streams import events, fanout, selectors, services
 from streams.models import Room
-from streams.selectors import Role
+from streams.selectors import ANONYMOUS_ME, Role
 from streams.services import RoomError
 
 log = logging.getLogger(__name__)
@@ -152,11 +152,16 @@ class RoomConsumer(AsyncWebsocketConsumer):
         public = await self.hub.public_snapshot(self.room_id, database_sync_to_async(selectors.room_snapshot_public))
         if public is None:
             return False
-        if self.user_id is None:
-            me = selectors.ANONYMOUS_ME
+        if self.user_id is None and ref is None:
+            # Every anonymous viewer gets the same frame: serialise it once per snapshot.
+            self.outbox.push({"type": "websocket.send", "text": self.hub.anonymous_frame(self.room_id, public)})
         else:
-            me = await database_sync_to_async(selectors.room_me)(room_id=self.room_id, user_id=self.user_id)
-        self.reply({**public, "me": me}, ref=ref)
+            me = (
+                ANONYMOUS_ME
+                if self.user_id is None
+                else await database_sync_to_async(selectors.room_me)(room_id=self.room_id, user_id=self.user_id)
+            )
+            self.reply({**public, "me": me}, ref=ref)
         if not self.ready:
             self.ready = True
             early, self.early = self.early, []

@@ -218,6 +218,7 @@ class Hub:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self.rooms: dict[int, _Room] = {}
+        self._frames: dict[int, tuple[dict, str]] = {}
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.redis: aredis.Redis | None = None
         self.pubsub = None
@@ -248,6 +249,7 @@ class Hub:
         if room.sockets:
             return
         del self.rooms[room_id]
+        self._frames.pop(room_id, None)
         if room.ticker:
             room.ticker.cancel()
         if self.redis is not None:
@@ -295,6 +297,17 @@ class Hub:
         room.building.set_result(snapshot)
         room.building = None
         return snapshot
+
+    def anonymous_frame(self, room_id: int, public: dict) -> str:
+        """The snapshot frame of an anonymous viewer, encoded once per snapshot object."""
+        from streams.selectors import ANONYMOUS_ME  # selectors import models
+
+        cached = self._frames.get(room_id)
+        if cached is not None and cached[0] is public:
+            return cached[1]
+        text = encode({**public, "me": ANONYMOUS_ME})
+        self._frames[room_id] = (public, text)
+        return text
 
     def local_count(self, room_id: int) -> int:
         room = self.rooms.get(room_id)
@@ -375,9 +388,11 @@ class Hub:
             self.note_version(room_id, int(event["v"]))
             if room.snapshot is not None:
                 if event["type"] == "chat":
-                    room.snapshot["chat"] = [*room.snapshot["chat"], event["message"]][-CHAT_KEEP:]
+                    # a new dict, so frames encoded from the old one are not reused
+                    room.snapshot = {**room.snapshot, "chat": [*room.snapshot["chat"], event["message"]][-CHAT_KEEP:]}
                 elif event["type"] == "chat.removed":
-                    room.snapshot["chat"] = [m for m in room.snapshot["chat"] if m["id"] != event["id"]]
+                    chat = [m for m in room.snapshot["chat"] if m["id"] != event["id"]]
+                    room.snapshot = {**room.snapshot, "chat": chat}
         self._write(room, text)
 
     def _write(self, room: _Room, text: str) -> None:
