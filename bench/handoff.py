@@ -176,7 +176,7 @@ def main() -> None:
     db_url = prepare_database(os.environ["DATABASE_URL"])
     redis_url = os.environ["REDIS_URL"]
     retailer_env = {**os.environ, "DATABASE_URL": db_url, "REDIS_PREFIX": PREFIX, "QUIET_EMBEDDED": "1",
-                    "DJANGO_SETTINGS_MODULE": "config.settings"}  # fmt: skip
+                    "DJANGO_SETTINGS_MODULE": "config.settings", "DB_CONN_MAX_AGE": "60"}  # fmt: skip
     retailer, retailer_url = start_retailer(retailer_env)
     common = {**retailer_env, "RETAILER_BACKEND": "http", "RETAILER_API_URL": retailer_url + "/retailer-api/",
               "PAYMENT_SANDBOX_CONFIRM_SECONDS": "0", "ORDERS_STOCK_COALESCE_SECONDS": "1"}  # fmt: skip
@@ -184,7 +184,11 @@ def main() -> None:
     import django
 
     django.setup()
+    import logging
+
     from django.conf import settings
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     from fulfilment import services
     from fulfilment.models import OutboxMessage

@@ -31,7 +31,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 @admin.register(OutboxMessage)
 class OutboxMessageAdmin(admin.ModelAdmin):
-    list_display = ("key", "kind", "state", "attempts", "next_attempt_at", "short_error", "updated_at")
+    list_display = ("key", "state", "attempts", "short_error", "updated_at")
     list_filter = ("status", "kind")
     search_fields = ("key", "order__number")
     readonly_fields = (
@@ -65,7 +65,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     @admin.display(description="last error")
     def short_error(self, obj):
-        return (obj.last_error[:90] + "…") if len(obj.last_error) > 90 else obj.last_error
+        return (obj.last_error[:70] + "…") if len(obj.last_error) > 70 else obj.last_error
 
     @admin.action(description="Retry now (dead-lettered messages)")
     def retry_now(self, request, queryset):
@@ -110,6 +110,9 @@ class HandoffAdmin(admin.ModelAdmin):
         "return_window_ends",
     )
 
+    def has_add_permission(self, request):
+        return False
+
 
 @admin.register(AfterSalesRequest)
 class AfterSalesRequestAdmin(admin.ModelAdmin):
@@ -118,6 +121,9 @@ class AfterSalesRequestAdmin(admin.ModelAdmin):
     search_fields = ("order__number", "key")
     list_select_related = ("order",)
     readonly_fields = ("order", "kind", "key", "lines", "amount", "requested_by", "created_at")
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(CommissionEntry)
@@ -140,6 +146,9 @@ class CommissionEntryAdmin(admin.ModelAdmin):
         "reversed_at",
         "reversal_reason",
     )
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(RoomMoney)

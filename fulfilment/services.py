@@ -50,7 +50,11 @@ K = OutboxMessage.Kind
 # The forward path an order takes once paid; callbacks only ever move an order along it.
 CHAIN = [S.PAID, S.SENT_TO_RETAILER, S.ACCEPTED, S.PACKED, S.SHIPPED, S.DELIVERED]
 CANCELLABLE = (S.PAID, S.SENT_TO_RETAILER, S.ACCEPTED, S.PACKED)
-WORKER = f"{socket.gethostname()}:{os.getpid()}"[:80]
+
+
+def worker_name() -> str:
+    """host:pid of the process doing the work (read per call: pool children fork after import)."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:80]
 
 
 def _setting(name: str, default):
@@ -222,7 +226,7 @@ def _finish(
             number=message.attempts,
             started_at=started,
             duration_ms=duration_ms,
-            worker=WORKER,
+            worker=worker_name(),
             error=error[:2000],
         )
         if message.claim_token != token or message.status != M.IN_FLIGHT:
