@@ -136,8 +136,10 @@ class Buyer:
             self.n += 1
             n = self.n
         user, address_id = self.buyers[n % len(self.buyers)]
-        result = services.order_place(user=user, shelf_item_id=self.item.pk, quantity=1, address_id=address_id,
-                                      payment_method="4242 4242 4242 4242", idempotency_key=f"bench-{n:08d}")  # fmt: skip
+        result = services.order_place(
+            user=user, shelf_item_id=self.item.pk, quantity=1, address_id=address_id,
+            payment_method="4242 4242 4242 4242", idempotency_key=f"bench-{n:08d}",
+        )  # fmt: skip
         connection.close_if_unusable_or_obsolete()
         assert result.ok and result.order.status == "paid", result.message
         return result.order.number
