@@ -644,8 +644,8 @@ def apply_charge_result(*, payment_id: int, outcome: str, decline_reason: str = 
                 return "late"
             transition(order=order, to=S.PAID, actor_kind=OrderEvent.Actor.GATEWAY,
                        reason=f"Payment received ({payment.card_label})")  # fmt: skip
-            _confirm_lines(order)
             _order_confirmed(order)
+            _confirm_lines(order)  # last: the hot bucket row stays locked only until the commit
             return "paid"
         # declined (or anything unknown)
         payment.status = Payment.Status.DECLINED
@@ -745,12 +745,12 @@ def _expire_locked(order: Order) -> None:
     minutes = int((order.expires_at - order.created_at).total_seconds() // 60) if order.expires_at else 0
     transition(order=order, to=S.EXPIRED, actor_kind=OrderEvent.Actor.SYSTEM,
                reason=f"Not paid within {minutes} minutes; the items went back on sale.")  # fmt: skip
-    _release_lines(order)
     Notification.objects.create(
         user_id=order.buyer_id, kind=Notification.Kind.ORDER, room_id=order.room_id,
         text=f"Your reservation {order.number} expired before it was paid, so the items went back on sale.",
         url=order.get_absolute_url(),
     )  # fmt: skip
+    _release_lines(order)  # last: the bucket rows stay locked only until the commit
     _after_release(order)
 
 
