@@ -2,6 +2,7 @@
 after-sales, the commission ledger and per-room money reports."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count
 from django.utils.html import format_html
 
@@ -151,6 +152,17 @@ class CommissionEntryAdmin(admin.ModelAdmin):
         return False
 
 
+class RoomMoneyChangeList(ChangeList):
+    """Attaches each listed room's figures to the room itself (one query set per page),
+    so nothing is kept on the shared ModelAdmin instance between requests."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        money = selectors.room_money(room_ids=[room.pk for room in self.result_list])
+        for room in self.result_list:
+            room.money = money.get(room.pk, {})
+
+
 @admin.register(RoomMoney)
 class RoomMoneyAdmin(admin.ModelAdmin):
     """Per room: GMV (every order ever paid), refunds, net sales and the host's commission."""
@@ -174,15 +186,11 @@ class RoomMoneyAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_n=Count("orders")).filter(_n__gt=0)
 
-    def changelist_view(self, request, extra_context=None):
-        response = super().changelist_view(request, extra_context)
-        cl = getattr(response, "context_data", {}).get("cl")
-        if cl is not None:
-            self._money = selectors.room_money(room_ids=[r.pk for r in cl.result_list])
-        return response
+    def get_changelist(self, request, **kwargs):
+        return RoomMoneyChangeList
 
     def _m(self, obj, key):
-        return getattr(self, "_money", {}).get(obj.pk, {}).get(key, "")
+        return getattr(obj, "money", {}).get(key, "")
 
     @admin.display(description="orders")
     def orders_n(self, obj):

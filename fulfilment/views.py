@@ -79,6 +79,13 @@ def earnings(request):
     )
 
 
+def _csv_cell(value):
+    """Text a spreadsheet would run as a formula is written as plain text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 @login_required
 @require_GET
 def earnings_csv(request, room_id: int):
@@ -102,18 +109,17 @@ def earnings_csv(request, room_id: int):
         ]
     )
     for e in entries:
-        writer.writerow(
-            [
-                e.order.number,
-                e.line.title,
-                e.line.quantity,
-                e.base,
-                e.rate,
-                e.amount,
-                e.currency,
-                e.status,
-                e.settle_after.isoformat() if e.settle_after else "",
-                e.created_at.isoformat(),
-            ]
-        )
+        row = [
+            e.order.number,
+            e.line.title,
+            e.line.quantity,
+            e.base,
+            e.rate,
+            e.amount,
+            e.currency,
+            e.status,
+            e.settle_after.isoformat() if e.settle_after else "",
+            e.created_at.isoformat(),
+        ]
+        writer.writerow([_csv_cell(value) for value in row])
     return response
