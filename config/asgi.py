@@ -18,8 +18,13 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from config import embedded_beat  # noqa: E402
 from streams.routing import websocket_urlpatterns  # noqa: E402
+
+if settings.EMBEDDED and settings.EMBEDDED_BEAT:
+    embedded_beat.start()
 
 application = ProtocolTypeRouter(
     {

@@ -182,6 +182,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "global_keyprefix": REDIS_PREFIX + ":celery:",
 }
 CELERY_TIMEZONE = "UTC"
+# The embedded default has no `celery beat`: the web process runs the schedule itself
+# (config/embedded_beat.py).
+EMBEDDED_BEAT = env_bool("EMBEDDED_BEAT", True)
 CELERY_BEAT_SCHEDULE = {
     "catalog-sync": {"task": "catalog.tasks.sync_catalog", "schedule": env_int("CATALOG_SYNC_SECONDS", 300)},
     "orders-expire-reservations": {"task": "orders.tasks.expire_reservations", "schedule": 15},

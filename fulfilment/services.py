@@ -24,7 +24,6 @@ import os
 import random
 import secrets
 import socket
-import threading
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -110,8 +109,6 @@ def kick(*, message_id: int) -> None:
     """Queue the send now. Losing this (crash, Redis down) loses nothing: the sweep sends it."""
     if not _setting("FULFILMENT_DISPATCH_ON_COMMIT", True):
         return
-    if _setting("EMBEDDED", False):
-        ensure_embedded_ticker()
     from fulfilment import tasks
 
     try:
@@ -633,38 +630,3 @@ def commissions_settle(*, now: datetime | None = None) -> int:
     return CommissionEntry.objects.filter(pk__in=list(due.values_list("pk", flat=True)[:5000])).update(
         status=CommissionEntry.Status.SETTLED, settled_at=now
     )
-
-
-# --- the embedded default's clock ------------------------------------------------------
-
-_ticker_started = False
-_ticker_lock = threading.Lock()
-
-
-def ensure_embedded_ticker(interval: float = 2.0) -> None:
-    """Embedded default (no Celery beat): one daemon thread per process sweeps the outbox
-    and moves the in-process sandbox retailer along, like beat does in the full stack."""
-    global _ticker_started
-    with _ticker_lock:
-        if _ticker_started:
-            return
-        _ticker_started = True
-
-    def loop():
-        from django.db import close_old_connections
-
-        from retailer.tasks import sandbox_tick
-
-        while True:
-            time.sleep(interval)
-            try:
-                outbox_sweep()
-                if settings.RETAILER_BACKEND == "inprocess":
-                    sandbox_tick()
-                commissions_settle()
-            except Exception:
-                log.exception("embedded fulfilment ticker")
-            finally:
-                close_old_connections()
-
-    threading.Thread(target=loop, name="fulfilment-ticker", daemon=True).start()

@@ -13,7 +13,7 @@ What a partner sees (docs/retailer-api.md, "Fulfilment"):
 * `orders/return` registers a return of delivered goods; the decision follows by callback.
 
 `sandbox_tick()` moves time along: Celery beat runs it every couple of seconds in the full
-stack, a daemon thread in the embedded default, and tests call it with their own `now`.
+stack, the embedded beat in the embedded default (config/embedded_beat.py), and tests call it with their own `now`.
 """
 
 from __future__ import annotations
