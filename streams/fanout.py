@@ -127,7 +127,7 @@ def viewers_total(*, room_id: int) -> int:
     """Viewers across all processes (sync, for pages and snapshots)."""
     if settings.REDIS_URL:
         return _sum_fresh(sync_redis().hgetall(room_key(room_id, "viewers")))
-    return sum(len(hub.rooms.get(room_id, ())) for hub in list(_hubs.values()))
+    return sum(hub.local_count(room_id) for hub in list(_hubs.values()))
 
 
 def _sum_fresh(fields: dict) -> int:
