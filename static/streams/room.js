@@ -76,7 +76,7 @@
       case "pin": state.pinned = event.item; renderPinned(); break;
       case "unpin": state.pinned = null; renderPinned(); break;
       case "shelf": state.shelf = event.shelf; renderShelf(); break;
-      case "status": state.room.status = event.status; if (event.status === "ended") { state.pinned = null; renderPinned(); } renderStatus(); break;
+      case "status": state.room.status = event.status; state.room.publishing = event.publishing; if (event.status === "ended") { state.pinned = null; renderPinned(); } renderStatus(); break;
       case "slow_mode": state.room.slow_mode_seconds = event.seconds; note(event.seconds ? "Slow mode: one message every " + event.seconds + " s." : "Slow mode is off.", true); break;
       case "chat": addChat(event.message); break;
       case "chat.removed": removeChat(event.id); break;
@@ -159,6 +159,8 @@
     badge.classList.toggle("live", st === "live");
     root.dataset.status = st;
     if (st === "ended") disableChat("This show has ended.");
+    // The player (static/streams/player.js) starts, stops or turns to the replay on this.
+    document.dispatchEvent(new CustomEvent("room:status", { detail: { status: st, publishing: !!state.room.publishing } }));
   }
 
   function renderMe() {
