@@ -296,3 +296,15 @@ def test_room_sales_figures_for_the_host_only(client):
     assert client.get(url).status_code == 404
     client.force_login(item.room.host.user)
     assert client.get(url).json()["gmv"] == "300.00"
+
+
+def test_staff_admin_shows_orders_and_room_sales(client):
+    item = f.shelf_item(stock=5, live_price="100.00")
+    order = place(f.user(), item, qty=2).order
+    staff = f.user("opsadmin", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    for name in ("order", "orderevent", "payment", "stockbucket", "flashsale", "paymentcallback"):
+        assert client.get(reverse(f"admin:orders_{name}_changelist")).status_code == 200
+    assert order.number in client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+    sales = client.get(reverse("admin:orders_roomsales_changelist")).content.decode()
+    assert "¥200.00" in sales and item.room.title in sales
