@@ -112,7 +112,7 @@
     card.hidden = false;
     card.querySelectorAll("[data-field]").forEach(function (el) {
       var f = el.dataset.field;
-      if (f === "image") { el.src = item.image || ""; el.alt = item.title; el.hidden = !item.image; }
+      if (f === "image") { el.onerror = function () { el.hidden = true; }; el.src = item.image || ""; el.alt = item.title; el.hidden = !item.image; }
       else if (f === "link") { el.href = item.url; }
       else if (f === "stock") { el.textContent = item.stock_state === "sold_out" ? "Sold out" : item.stock_state === "low" ? "Only " + item.stock + " left" : "In stock"; el.dataset.state = item.stock_state; }
       else if (f === "save") {
