@@ -15,12 +15,12 @@ warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume sy
 # Django must be set up before anything imports models (the consumers do).
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from config import embedded_beat  # noqa: E402
+from config.ws_auth import SessionAuthMiddleware  # noqa: E402
 from streams.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.EMBEDDED and settings.EMBEDDED_BEAT:
@@ -29,6 +29,6 @@ if settings.EMBEDDED and settings.EMBEDDED_BEAT:
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(SessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )
