@@ -38,6 +38,7 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PREFIX = "benchhandoff"
+CONFIRMED = {"paid", "sent_to_retailer", "accepted", "packed", "shipped", "delivered"}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -141,7 +142,8 @@ class Buyer:
             payment_method="4242 4242 4242 4242", idempotency_key=f"bench-{n:08d}",
         )  # fmt: skip
         connection.close_if_unusable_or_obsolete()
-        assert result.ok and result.order.status == "paid", result.message
+        # A fast worker may have moved the order past "paid" before the answer was read.
+        assert result.ok and result.order.status in CONFIRMED, (result.order.status, result.message)
         return result.order.number
 
 
