@@ -4,6 +4,7 @@
 """
 
 import os
+import sys
 import warnings
 
 from django.core.asgi import get_asgi_application
@@ -22,6 +23,12 @@ from django.conf import settings  # noqa: E402
 from config import embedded_beat  # noqa: E402
 from config.ws_auth import SessionAuthMiddleware  # noqa: E402
 from streams.routing import websocket_urlpatterns  # noqa: E402
+
+# A web process writes thousands of frames on its event loop while database work runs in
+# a thread; with the default 5 ms GIL switch interval each query of a pin can wait that
+# long for the loop to let go. Web processes only (workers keep the default).
+if sys.getswitchinterval() > settings.WEB_GIL_SWITCH_INTERVAL:
+    sys.setswitchinterval(settings.WEB_GIL_SWITCH_INTERVAL)
 
 if settings.EMBEDDED and settings.EMBEDDED_BEAT:
     embedded_beat.start()

@@ -252,6 +252,8 @@ PAYMENT_CALLBACK_SECRET = env("PAYMENT_CALLBACK_SECRET", "sandbox-payment-secret
 PAYMENT_SANDBOX_CONFIRM_SECONDS = float(env("PAYMENT_SANDBOX_CONFIRM_SECONDS", "3"))
 # Unpaid reservations return their stock after this many minutes (flash sales set their own).
 ORDERS_RESERVATION_MINUTES = env_int("ORDERS_RESERVATION_MINUTES", 10)
+# Room-socket buys run on this many async PostgreSQL connections per web process (orders.fastpath).
+ORDERS_FASTPATH_POOL_SIZE = env_int("ORDERS_FASTPATH_POOL_SIZE", 4)
 
 # --- Security ----------------------------------------------------------------------------
 
@@ -265,6 +267,8 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Seconds between GIL switches in web processes (config/asgi.py); see docs/performance.md.
+WEB_GIL_SWITCH_INTERVAL = float(env("WEB_GIL_SWITCH_INTERVAL", "0.001"))
 # Websocket frames larger than this are refused by the consumers.
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 4096)
 
