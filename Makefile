@@ -65,7 +65,7 @@ up: $(VENV)/.runtime services
 	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/honcho -f Procfile start
 
 bench: $(VENV)/.dev services
-	@set -e; for script in bench/*.py; do \
+	@set -e; for script in bench/[!_]*.py; do \
 		echo "== $$script"; \
 		DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/python $$script; \
 	done

@@ -33,10 +33,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import free_port, percentile, prepare_database  # noqa: E402
 
 PAYLOAD_PAD = None  # set from the real pin frame size
 
@@ -44,14 +45,6 @@ PAYLOAD_PAD = None  # set from the real pin frame size
 def raise_nofile() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    index = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-    return values[index]
 
 
 def rss_mb(pid: int) -> float:
@@ -76,32 +69,7 @@ def wait_http(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- the bench database and room ---------------------------------------------------------
-
-
-def prepare_database(base_url: str) -> str:
-    import psycopg
-
-    parsed = urlparse(base_url)
-    name = "bench_fanout"
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    url = parsed._replace(path=f"/{name}").geturl()
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0", "--skip-checks"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": url, "QUIET_EMBEDDED": "1"}, check=True,
-    )  # fmt: skip
-    return url
 
 
 def make_room() -> dict:
@@ -354,7 +322,7 @@ async def main_async(args) -> dict:
 
     redis_url = os.environ["REDIS_URL"]
     prefix = f"benchfanout{os.getpid()}"
-    db_url = prepare_database(os.environ["DATABASE_URL"])
+    db_url = prepare_database(os.environ["DATABASE_URL"], "bench_fanout")
     os.environ.update({"DATABASE_URL": db_url, "REDIS_PREFIX": prefix, "DJANGO_SETTINGS_MODULE": "config.settings"})
     room = await asyncio.to_thread(make_room)
 

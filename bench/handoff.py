@@ -33,44 +33,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import free_port, percentile, prepare_database  # noqa: E402
+
 PREFIX = "benchhandoff"
 CONFIRMED = {"paid", "sent_to_retailer", "accepted", "packed", "shipped", "delivered"}
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def prepare_database(base_url: str) -> str:
-    import psycopg
-
-    parsed = urlparse(base_url)
-    name = "bench_handoff"
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    url = parsed._replace(path=f"/{name}").geturl()
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0", "--skip-checks"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": url, "QUIET_EMBEDDED": "1"}, check=True,
-    )  # fmt: skip
-    return url
 
 
 def start_retailer(env: dict) -> tuple[subprocess.Popen, str]:
@@ -177,7 +147,7 @@ def main() -> None:
     args = parser.parse_args()
     (ROOT / "var").mkdir(exist_ok=True)
 
-    db_url = prepare_database(os.environ["DATABASE_URL"])
+    db_url = prepare_database(os.environ["DATABASE_URL"], "bench_handoff")
     redis_url = os.environ["REDIS_URL"]
     retailer_env = {**os.environ, "DATABASE_URL": db_url, "REDIS_PREFIX": PREFIX, "QUIET_EMBEDDED": "1",
                     "DJANGO_SETTINGS_MODULE": "config.settings", "DB_CONN_MAX_AGE": "60"}  # fmt: skip
