@@ -60,6 +60,8 @@ test-browser: $(VENV)/.dev
 	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest -m browser $(PYTEST_ARGS)
 
 up: $(VENV)/.runtime services
+	@mkdir -p var/staticfiles
+	@DATABASE_URL="$(TEST_DATABASE_URL)" $(BIN)/python bin/ensure-database
 	@DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/python manage.py migrate --noinput -v0
 	@DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/python manage.py seed_demo
 	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/honcho -f Procfile start
