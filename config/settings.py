@@ -252,6 +252,8 @@ PAYMENT_CALLBACK_SECRET = env("PAYMENT_CALLBACK_SECRET", "sandbox-payment-secret
 PAYMENT_SANDBOX_CONFIRM_SECONDS = float(env("PAYMENT_SANDBOX_CONFIRM_SECONDS", "3"))
 # Unpaid reservations return their stock after this many minutes (flash sales set their own).
 ORDERS_RESERVATION_MINUTES = env_int("ORDERS_RESERVATION_MINUTES", 10)
+# A room hears an item's stock move at most once per this many seconds (orders.live).
+ORDERS_STOCK_COALESCE_SECONDS = float(env("ORDERS_STOCK_COALESCE_SECONDS", "0.3"))
 # Room-socket buys run on this many async PostgreSQL connections per web process (orders.fastpath).
 ORDERS_FASTPATH_POOL_SIZE = env_int("ORDERS_FASTPATH_POOL_SIZE", 4)
 

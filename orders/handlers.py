@@ -61,18 +61,40 @@ def _pay(order_id: int, card) -> dict:
 PAY_QUIET_SECONDS = 0.25  # payments wait for a lull in buys ...
 PAY_WAIT_MAX_SECONDS = 5.0  # ... but never longer than this
 _last_buy = [0.0]
+_buys_in_flight = [0]
+
+
+_lulls: dict = {}
+
+
+async def _lull() -> None:
+    """One watcher per event loop however many payments wait (a timer each would cost the
+    burst thousands of wake-ups a second)."""
+    loop = asyncio.get_running_loop()
+    watcher = _lulls.get(loop)
+    if watcher is None or watcher.done():
+        for old in [lp for lp in _lulls if lp.is_closed()]:
+            _lulls.pop(old, None)
+
+        async def watch(deadline: float) -> None:
+            while loop.time() < deadline and (
+                _buys_in_flight[0] > 0 or loop.time() - _last_buy[0] < PAY_QUIET_SECONDS
+            ):
+                await asyncio.sleep(0.05)
+
+        watcher = _lulls[loop] = loop.create_task(watch(loop.time() + PAY_WAIT_MAX_SECONDS))
+    await asyncio.shield(watcher)
 
 
 async def _settle(consumer, order_id: int, card, ref) -> None:
     """Pay outside the buy's path (and any lock), then tell the buyer on their socket.
 
     Reservations come first: during a burst (a flash sale's first second) payments wait
-    for a lull, up to PAY_WAIT_MAX_SECONDS, so they do not compete with the buys still
-    waiting for their answer. The reservation holds the units meanwhile."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PAY_WAIT_MAX_SECONDS
-    while loop.time() < deadline and loop.time() - _last_buy[0] < PAY_QUIET_SECONDS:
-        await asyncio.sleep(0.05)
+    for a lull (no buy still being answered in this process and none arrived for
+    PAY_QUIET_SECONDS), up to PAY_WAIT_MAX_SECONDS, so they do not compete with the buys
+    still waiting for their answer (a payment's confirmation updates the same hot stock
+    row). The reservation holds the units meanwhile."""
+    await _lull()
     try:
         answer = await asyncio.get_running_loop().run_in_executor(PAY_POOL, _pay, order_id, card)
     except Exception:
@@ -89,13 +111,18 @@ async def handle_buy(consumer, payload: dict) -> None:
         consumer.reply(_login_required("buy.result", ref))
         return
     _last_buy[0] = asyncio.get_running_loop().time()
-    refusal = await _sold_out_fast(consumer, payload)
-    if refusal is not None:
-        consumer.reply(live.ev_buy_result(ref=ref, result=refusal))
-        return
-    answer, order_id, card = await database_sync_to_async(_place)(
-        user=consumer.user, room_id=consumer.room_id, payload=payload
-    )
+    _buys_in_flight[0] += 1
+    try:
+        placed = await fastpath.place(user_id=consumer.user_id, room_id=consumer.room_id, payload=payload)
+        if placed is not None:
+            answer, order_id, card = placed
+        else:
+            answer, order_id, card = await database_sync_to_async(_place)(
+                user=consumer.user, room_id=consumer.room_id, payload=payload
+            )
+    finally:
+        _buys_in_flight[0] -= 1
+        _last_buy[0] = asyncio.get_running_loop().time()
     consumer.reply(live.ev_buy_result(ref=ref, result=answer))
     if order_id is not None:
         task = asyncio.get_running_loop().create_task(_settle(consumer, order_id, card, ref))
@@ -104,25 +131,6 @@ async def handle_buy(consumer, payload: dict) -> None:
 
 
 _PENDING: set = set()
-
-
-async def _sold_out_fast(consumer, payload: dict) -> dict | None:
-    """The sold-out answer from one async read, or None: then the full path decides."""
-    try:
-        key = services._clean_key(payload.get("key"))
-        item_id = services._positive_int(payload.get("item"), what="product")
-        quantity = services._positive_int(payload.get("quantity"), what="quantity", maximum=services.MAX_QUANTITY)
-        sale_id = services._optional_id(payload.get("sale"), what="flash sale")
-    except errors.OrderError:
-        return None  # the full path gives the precise error
-    found = await fastpath.precheck(user_id=consumer.user_id, key=key, shelf_item_id=item_id,
-                                    flash_sale_id=sale_id, room_id=consumer.room_id)  # fmt: skip
-    if found is None:
-        return None
-    existing_id, left = found
-    if existing_id is None and left is not None and left < quantity:
-        return {"ok": False, **services._sold_out(left).as_dict()}
-    return None
 
 
 def _quote(*, user, room_id: int, payload: dict) -> dict:

@@ -5,7 +5,7 @@ events go through the room fan-out (`streams.fanout.publish`), which is at-most-
 clients re-read the truth from snapshots and `/orders/…/status`.
 
 Who receives what:
-* the whole room: `stock` (coalesced), `purchase` (masked, throttled), `flash_sale`,
+* the whole room: `stock` (coalesced across processes), `purchase` (masked, throttled), `flash_sale`,
   `flash_sale.sold_out` (once per sale);
 * the buyer only: the `buy.result` reply on their own socket, then the order's status
   from `/orders/<number>/status` (figures are never broadcast);
@@ -144,21 +144,40 @@ def coalesce_seconds() -> float:
 
 
 def stock_changed(*, room_id: int, item_id: int, sale_id: int | None, left: int) -> None:
-    """Stock moved. The room hears about it at most ~3 times a second per item and
-    process; the value sent is re-read from the database when the window closes."""
+    """Stock moved. The room hears about it at most ~3 times a second per item, whatever
+    the number of web processes selling it (a shared window, `_stock_turn`); the value
+    sent is re-read from the database when the window closes."""
     key = (room_id, item_id, sale_id)
     with _pending_lock:
         first = key not in _pending
         _pending[key] = left
     if first:
-        timer = threading.Timer(coalesce_seconds(), _flush_stock, args=(key,))
-        timer.daemon = True
-        timer.start()
+        _arm(key)
+
+
+def _arm(key: tuple[int, int, int | None]) -> None:
+    timer = threading.Timer(coalesce_seconds(), _flush_stock, args=(key,))
+    timer.daemon = True
+    timer.start()
+
+
+def _stock_turn(key: tuple[int, int, int | None]) -> bool:
+    """True if no process published this item's stock within the window (then this one does)."""
+    try:
+        from streams import fanout
+
+        room_id, item_id, sale_id = key
+        return fanout.hit(key=f"orders-stock:{room_id}:{item_id}:{sale_id}", limit=1, window=coalesce_seconds())
+    except Exception:
+        return True
 
 
 def _flush_stock(key: tuple[int, int, int | None]) -> None:
     from orders import selectors
 
+    if not _stock_turn(key):  # another process just told the room: try again when its window ends
+        _arm(key)
+        return
     room_id, item_id, sale_id = key
     with _pending_lock:
         left = _pending.pop(key, 0)

@@ -95,6 +95,15 @@ def _fingerprint(**fields) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def buy_fingerprint(*, shelf_item_id: int, quantity: int, address_id: int | None, flash_sale_id: int | None,
+                    card: Card | None, payment_method) -> str:  # fmt: skip
+    """What a replay of the same idempotency key must repeat (the card as a hash)."""
+    return _fingerprint(
+        item=shelf_item_id, qty=quantity, address=address_id, sale=flash_sale_id,
+        card=card.fingerprint if card else (None if payment_method in (None, "") else "invalid"),
+    )  # fmt: skip
+
+
 def _new_number(now: datetime) -> str:
     tail = "".join(secrets.choice(NUMBER_ALPHABET) for _ in range(6))
     return f"LM{now:%y%m}-{tail}"
@@ -349,10 +358,8 @@ def order_place(
     address_id = _optional_id(address_id, what="address")
     flash_sale_id = _optional_id(flash_sale_id, what="flash sale")
     card = parse_card(payment_method) if payment_method not in (None, "") else None
-    fingerprint = _fingerprint(
-        item=shelf_item_id, qty=quantity, address=address_id, sale=flash_sale_id,
-        card=card.fingerprint if card else (None if payment_method in (None, "") else "invalid"),
-    )  # fmt: skip
+    fingerprint = buy_fingerprint(shelf_item_id=shelf_item_id, quantity=quantity, address_id=address_id,
+                                  flash_sale_id=flash_sale_id, card=card, payment_method=payment_method)  # fmt: skip
 
     # The crowd's answer once stock is gone: one indexed read, no transaction, no lock.
     existing_id, left = _stock_precheck(user_id=user.pk, key=key, shelf_item_id=shelf_item_id,
@@ -569,6 +576,148 @@ def _reserve_in_one_statement(*, order: Order, line: OrderLine, limit: int, now:
     order.pk, line.pk = order_id, line_id
     order._state.adding = line._state.adding = False
     return left
+
+
+# --- a flash-sale buy in ONE round trip (PostgreSQL; the room socket's event loop) --------
+#
+# `orders.fastpath` runs these on the event loop's own async connections. The offer's
+# fixed facts (price, limit, hold time, bucket, product snapshot, commission rate) come from
+# a short-lived per-process cache (`FLASH_OFFER_SQL`); the statement re-checks every one of
+# them against the rows, together with everything that may change at any moment (room live,
+# item active, product sellable, the sale's window, the buyer's address, the key not used
+# yet). Any mismatch writes nothing and the caller takes the full path (`order_place`),
+# which gives the precise answer. The writes are `_RESERVE_SQL`'s (allowance, order, line,
+# first audit row, THE gate), plus the sale's `sold_out_at` when the last unit goes, in the
+# lock order allowance -> order's unique key -> bucket: the hot bucket row is taken LAST,
+# so it is held only for the gate itself and the commit. The statement runs on its own
+# (autocommit): when the gate refuses, it raises (the `SOLD_OUT_MARK` cast error) so the
+# whole statement (allowance, order, line, audit row) rolls back; the hot row is never held
+# across a round trip.
+
+
+@dataclass(frozen=True)
+class FlashOffer:
+    sale_id: int
+    item_id: int
+    room_id: int
+    bucket_id: int
+    product_id: int
+    unit_price: Decimal
+    per_user_limit: int
+    hold_minutes: int
+    title: str
+    sku: str
+    list_price: Decimal
+    currency: str
+    rate: Decimal
+
+
+FLASH_OFFER_SQL = (
+    "SELECT s.bucket_id, i.product_id, s.sale_price, s.per_user_limit, s.reservation_minutes, p.title, p.sku, "
+    "p.list_price, p.currency, COALESCE(p.commission_rate, c.commission_rate, rt.default_commission_rate) "
+    "FROM orders_flashsale s JOIN streams_shelfitem i ON i.id = s.shelf_item_id "
+    "JOIN catalog_product p ON p.id = i.product_id LEFT JOIN catalog_category c ON c.id = p.category_id "
+    "JOIN catalog_retailer rt ON rt.id = p.retailer_id "
+    "WHERE s.id = %s AND s.shelf_item_id = %s AND i.room_id = %s"
+)
+
+
+def flash_offer(*, sale_id: int, item_id: int, room_id: int, row) -> FlashOffer | None:
+    if row is None or None in row:
+        return None
+    bucket_id, product_id, price, limit, hold, title, sku, list_price, currency, rate = row
+    return FlashOffer(sale_id, item_id, room_id, bucket_id, product_id, price, limit, hold, title, sku, list_price,
+                      currency, rate)  # fmt: skip
+
+
+SOLD_OUT_MARK = "orders.sold_out:"
+
+FLASH_RESERVE_SQL = """
+WITH offer AS (
+  SELECT 1 AS ok FROM orders_flashsale s
+  JOIN streams_shelfitem i ON i.id = s.shelf_item_id JOIN streams_room r ON r.id = i.room_id
+  JOIN catalog_product p ON p.id = i.product_id LEFT JOIN catalog_category c ON c.id = p.category_id
+  JOIN catalog_retailer rt ON rt.id = p.retailer_id
+  WHERE s.id = %(sale)s AND s.shelf_item_id = %(item)s AND i.room_id = %(room)s AND r.status = 'live'
+    AND i.is_active AND p.sellable AND p.self_operated AND p.in_feed
+    AND s.starts_at <= %(now)s AND s.ends_at > %(now)s AND s.bucket_id = %(bucket)s AND i.product_id = %(product)s
+    AND s.sale_price = %(unit)s AND s.per_user_limit = %(limit)s AND s.reservation_minutes = %(hold)s
+    AND p.title = %(title)s AND p.sku = %(sku)s AND p.list_price = %(list)s AND p.currency = %(currency)s
+    AND COALESCE(p.commission_rate, c.commission_rate, rt.default_commission_rate) = %(rate)s
+    AND NOT EXISTS (SELECT 1 FROM orders_order o WHERE o.buyer_id = %(user)s AND o.idempotency_key = %(key)s)
+), addr AS (
+  SELECT jsonb_build_object('recipient', a.recipient, 'phone', a.phone, 'province', a.province, 'city', a.city,
+    'district', a.district, 'line', a.line, 'postal_code', a.postal_code) AS snap
+  FROM accounts_address a WHERE a.id = %(address)s AND a.user_id = %(user)s AND a.recipient <> ''
+    AND a.phone <> '' AND a.province <> '' AND a.city <> '' AND a.line <> ''
+), allow AS (
+  INSERT INTO orders_purchaseallowance (user_id, bucket_id, units)
+  SELECT %(user)s, %(bucket)s, %(qty)s FROM offer, addr WHERE true
+  ON CONFLICT (user_id, bucket_id) DO UPDATE SET units = orders_purchaseallowance.units + excluded.units
+  WHERE orders_purchaseallowance.units + excluded.units <= %(limit)s RETURNING units
+), ord AS (
+  INSERT INTO orders_order (number, buyer_id, room_id, status, currency, subtotal, shipping, discount, total,
+    commission_total, address, payment_label, idempotency_key, request_fingerprint, expires_at, created_at, updated_at)
+  SELECT %(number)s, %(user)s, %(room)s, %(status)s, %(currency)s, %(subtotal)s, %(shipping)s, %(discount)s,
+    %(total)s, %(commission)s, addr.snap, %(label)s, %(key)s, %(fingerprint)s, %(expires)s, %(now)s, %(now)s
+  FROM addr WHERE EXISTS (SELECT 1 FROM allow) RETURNING id
+), line AS (
+  INSERT INTO orders_orderline (order_id, shelf_item_id, product_id, flash_sale_id, bucket_id, title, sku,
+    unit_price, list_price, quantity, line_total, commission_rate, commission_amount)
+  SELECT ord.id, %(item)s, %(product)s, %(sale)s, %(bucket)s, %(title)s, %(sku)s, %(unit)s, %(list)s, %(qty)s,
+    %(subtotal)s, %(rate)s, %(commission)s FROM ord RETURNING id
+), ev AS (
+  INSERT INTO orders_orderevent (order_id, from_status, to_status, actor_kind, actor_id, reason, at)
+  SELECT ord.id, '', %(status)s, 'buyer', %(user)s, 'Order placed, stock reserved', %(now)s FROM ord RETURNING id
+), take AS (
+  UPDATE orders_stockbucket SET available = available - %(qty)s, reserved = reserved + %(qty)s, updated_at = %(now)s
+  WHERE id = %(bucket)s AND available >= %(qty)s AND EXISTS (SELECT 1 FROM line) AND EXISTS (SELECT 1 FROM ev)
+  RETURNING available
+), gone AS (
+  UPDATE orders_flashsale SET sold_out_at = %(now)s
+  WHERE id = %(sale)s AND sold_out_at IS NULL AND EXISTS (SELECT 1 FROM take WHERE available = 0) RETURNING id
+)
+SELECT (SELECT ok FROM offer), (SELECT count(*) FROM addr), (SELECT units FROM allow), (SELECT available FROM take),
+  (SELECT id FROM ord), (SELECT id FROM line), (SELECT id FROM gone),
+  CASE WHEN EXISTS (SELECT 1 FROM allow) AND NOT EXISTS (SELECT 1 FROM take) THEN
+    ('orders.sold_out:' || COALESCE((SELECT b.available FROM orders_stockbucket b WHERE b.id = %(bucket)s), 0))::int
+  END
+"""
+
+
+def flash_buy(*, offer: FlashOffer, user_id: int, quantity: int, address_id: int, key: str, fingerprint: str,
+              card: Card | None) -> tuple[dict, Order, OrderLine]:  # fmt: skip
+    """The parameters of FLASH_RESERVE_SQL, and the order and line it writes (unsaved):
+    the same figures `_reserve` computes from a resolved offer."""
+    now = timezone.now()
+    subtotal = (offer.unit_price * quantity).quantize(CENT)
+    list_total = (offer.list_price * quantity).quantize(CENT)
+    commission = (subtotal * offer.rate).quantize(CENT)
+    shipping = Decimal("0.00")
+    order = Order(
+        number=_new_number(now), buyer_id=user_id, room_id=offer.room_id, status=S.PENDING_PAYMENT,
+        currency=offer.currency, subtotal=subtotal, shipping=shipping,
+        discount=max(Decimal("0.00"), list_total - subtotal), total=subtotal + shipping,
+        commission_total=commission, address={}, payment_label=card.label if card else "",
+        idempotency_key=key, request_fingerprint=fingerprint,
+        expires_at=now + timedelta(minutes=offer.hold_minutes), created_at=now, updated_at=now,
+    )  # fmt: skip
+    line = OrderLine(
+        order=order, shelf_item_id=offer.item_id, product_id=offer.product_id, flash_sale_id=offer.sale_id,
+        bucket_id=offer.bucket_id, title=offer.title, sku=offer.sku, unit_price=offer.unit_price,
+        list_price=offer.list_price, quantity=quantity, line_total=subtotal, commission_rate=offer.rate,
+        commission_amount=commission,
+    )  # fmt: skip
+    params = {
+        "sale": offer.sale_id, "item": offer.item_id, "room": offer.room_id, "bucket": offer.bucket_id,
+        "product": offer.product_id, "unit": offer.unit_price, "limit": offer.per_user_limit,
+        "hold": offer.hold_minutes, "title": offer.title, "sku": offer.sku, "list": offer.list_price,
+        "currency": offer.currency, "rate": offer.rate, "user": user_id, "key": key, "address": address_id,
+        "qty": quantity, "now": now, "number": order.number, "status": order.status, "subtotal": subtotal,
+        "shipping": shipping, "discount": order.discount, "total": order.total, "commission": commission,
+        "label": order.payment_label, "fingerprint": fingerprint, "expires": order.expires_at,
+    }  # fmt: skip
+    return params, order, line
 
 
 # --- paying ------------------------------------------------------------------------------

@@ -136,3 +136,83 @@ async def test_flash_sale_start_countdown_and_sold_out_once(room):
     for ws in [host_ws, *sockets]:
         await ws.disconnect()
     assert await db(Address.objects.count)() == 3
+
+
+async def test_flash_buy_runs_on_the_event_loop_and_writes_what_the_full_path_writes(room, monkeypatch):
+    """A flash-sale buy is one statement on the loop's own connection (orders.fastpath): the
+    full path is not called, the rows match `order_place`'s, a loser's allowance is rolled
+    back with the refused gate, and a replayed key still gets the same order (full path)."""
+    from datetime import timedelta
+
+    from django.db.models import Prefetch
+    from django.utils import timezone
+
+    from orders import fastpath, handlers, services
+    from orders.models import OrderEvent, OrderLine, PurchaseAllowance
+
+    item = await db(lambda: room.shelf.first())()
+    host_user = await db(lambda: room.host.user)()
+    sale = await db(services.flash_sale_start)(user=host_user, shelf_item_id=item.pk, sale_price="60.00", quantity=2,
+                                               per_user_limit=1, duration_seconds=60)  # fmt: skip
+    buyers = [await db(buyer_with_address)(f"quick{i}") for i in range(3)]
+    sockets = [(await connect(room.pk, u))[0] for u, _ in buyers]
+
+    full_path = []
+    real_place = handlers._place
+    monkeypatch.setattr(handlers, "_place", lambda **kw: full_path.append(kw) or real_place(**kw))
+    fastpath._left.clear()
+    for i, ((_, address), ws) in enumerate(zip(buyers, sockets, strict=True)):
+        await ws.send_json_to({"type": "buy", "item": item.pk, "sale": sale.pk, "quantity": 1, "address": address.pk,
+                               "card": f.CARD_OK, "key": f"fast-buyer-{i:03d}",
+                               "expected_unit_price": "60.00"})  # fmt: skip
+    answers = [await receive_type(ws, "buy.result", timeout=5) for ws in sockets]
+    assert sorted(a["code"] for a in answers) == ["processing", "processing", "sold_out"]  # concurrent: any order
+    won = [i for i, a in enumerate(answers) if a["ok"]]
+    lost = next(i for i, a in enumerate(answers) if not a["ok"])
+    assert answers[lost]["left"] == 0 and not full_path
+    for i in won:
+        assert (await receive_type(sockets[i], "order.update", timeout=5))["code"] == "paid"
+
+    # the same rows the full path writes, from the same figures
+    fast = await db(
+        lambda: Order.objects.prefetch_related("lines", Prefetch("events", OrderEvent.objects.order_by("pk"))).get(
+            idempotency_key=f"fast-buyer-{won[0]:03d}"
+        )
+    )()
+    assert fast.status == "paid" and fast.total == 60 and fast.room_id == room.pk
+    assert fast.address == (await db(lambda: buyers[won[0]][1].as_snapshot())())
+    assert fast.request_fingerprint == services.buy_fingerprint(
+        shelf_item_id=item.pk, quantity=1, address_id=buyers[won[0]][1].pk, flash_sale_id=sale.pk,
+        card=services.parse_card(f.CARD_OK), payment_method=f.CARD_OK,
+    )  # fmt: skip
+    line = fast.lines.all()[0]
+    product = await db(lambda: item.product)()
+    assert (line.flash_sale_id, line.bucket_id, line.unit_price, line.title) == (
+        sale.pk, sale.bucket_id, 60, product.title)  # fmt: skip
+    rate = await db(lambda: product.effective_commission_rate)()
+    assert line.commission_amount == (60 * rate).quantize(services.CENT)
+    events = [(e.from_status, e.to_status, e.actor_kind, e.reason) for e in fast.events.all()]
+    assert events[0] == ("", "pending_payment", "buyer", "Order placed, stock reserved")
+    assert await db(lambda: OrderEvent.objects.filter(order=fast).count())() == 2
+    assert await db(lambda: PurchaseAllowance.objects.filter(user=buyers[lost][0]).count())() == 0  # rolled back
+    assert await db(lambda: OrderLine.objects.filter(flash_sale=sale).count())() == 2
+    assert await db(lambda: type(sale).objects.get(pk=sale.pk).sold_out_at is not None)()
+
+    # a replayed key: the full path answers with the same order
+    await sockets[won[0]].send_json_to({"type": "buy", "item": item.pk, "sale": sale.pk, "quantity": 1,
+                                   "address": buyers[won[0]][1].pk, "card": f.CARD_OK, "key": fast.idempotency_key,
+                                   "expected_unit_price": "60.00"})  # fmt: skip
+    replay = await receive_type(sockets[won[0]], "buy.result", timeout=5)
+    assert replay["order"]["number"] == fast.number and len(full_path) == 1
+
+    # a sale that has not started: the full path gives the precise refusal
+    later = await db(services.flash_sale_start)(
+        user=host_user, shelf_item_id=(await db(lambda: room.shelf.last())()).pk, sale_price="100.00", quantity=2,
+        per_user_limit=1, duration_seconds=60, starts_at=timezone.now() + timedelta(minutes=5),
+    )  # fmt: skip
+    await sockets[2].send_json_to({"type": "buy", "item": later.shelf_item_id, "sale": later.pk, "quantity": 1,
+                                   "address": buyers[2][1].pk, "card": f.CARD_OK,
+                                   "key": "fast-early-001"})  # fmt: skip
+    assert (await receive_type(sockets[2], "buy.result", timeout=5))["code"] == "sale_not_started"
+    for ws in sockets:
+        await ws.disconnect()
