@@ -64,7 +64,9 @@ def reservation_minutes() -> int:
 def _positive_int(value, *, what: str, maximum: int = 2**31 - 1) -> int:
     if isinstance(value, bool):
         raise errors.InvalidRequest(f"The {what} is not valid.")
-    if isinstance(value, str) and value.strip().isdigit():
+    # ASCII digits only, and few of them: str.isdigit() accepts "²" and "٣", which int()
+    # refuses, and int() refuses strings of more than 4,300 digits.
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value.strip()):
         value = int(value.strip())
     if not isinstance(value, int) or not 1 <= value <= maximum:
         raise errors.InvalidRequest(f"The {what} is not valid.")
@@ -497,6 +499,7 @@ def _reserve(*, user: User, offer: Offer, quantity: int, address: Address, key: 
     limit_message = f"You can buy at most {offer.per_user_limit} of these, and you already hold some."
     with transaction.atomic():
         if connection.vendor == "postgresql":
+            _queue_same_key(user_id=user.pk, key=key)
             left = _reserve_in_one_statement(order=order, line=line, limit=offer.per_user_limit, now=now)
             if left == "limit":
                 raise errors.LimitReached(limit_message, limit=offer.per_user_limit)
@@ -553,6 +556,20 @@ WITH allow AS (
 )
 SELECT (SELECT units FROM allow), (SELECT available FROM take), (SELECT id FROM ord), (SELECT id FROM line)
 """
+
+
+def _queue_same_key(*, user_id: int, key: str) -> None:
+    """Requests carrying the same idempotency key take their turn here, before any row lock.
+
+    Without it, duplicates of one purchase raced into the reservation together and one of
+    them waited on the other's uncommitted order key while holding locks the other needed:
+    PostgreSQL found a deadlock under the 50-at-once test. Under this transaction-level
+    lock, a request whose key already placed an order raises IntegrityError, the same
+    signal a duplicate insert gives, and `order_place` answers with that order."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"order-key:{user_id}:{key}"])
+    if Order.objects.filter(buyer_id=user_id, idempotency_key=key).exists():
+        raise IntegrityError("this idempotency key has placed an order already")
 
 
 def _reserve_in_one_statement(*, order: Order, line: OrderLine, limit: int, now: datetime):
@@ -823,6 +840,11 @@ def _after_release(order: Order) -> None:
     transaction.on_commit(lambda: live.order_released(order_id=order_id))
 
 
+def full_refund_key(payment_id: int) -> str:
+    """A payment is paid back in full at most once, whichever path asks for it."""
+    return f"payment:{payment_id}:full"
+
+
 def refund_late_payment(*, payment_id: int) -> bool:
     """A payment that succeeded after its order closed is refunded. Idempotent."""
     payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
@@ -830,7 +852,12 @@ def refund_late_payment(*, payment_id: int) -> bool:
         return False
     if payment.order.status not in RELEASING:
         return False
-    get_gateway().refund(reference=payment.reference, amount=payment.amount, currency=payment.currency)
+    get_gateway().refund(
+        reference=payment.reference,
+        amount=payment.amount,
+        currency=payment.currency,
+        idempotency_key=full_refund_key(payment.pk),
+    )
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.status != Payment.Status.SUCCEEDED:
@@ -953,7 +980,12 @@ def refund_cancelled(*, payment_id: int) -> bool:
     payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
     if payment is None or payment.status != Payment.Status.SUCCEEDED or payment.order.status != S.CANCELLED:
         return False
-    get_gateway().refund(reference=payment.reference, amount=payment.amount, currency=payment.currency)
+    get_gateway().refund(
+        reference=payment.reference,
+        amount=payment.amount,
+        currency=payment.currency,
+        idempotency_key=full_refund_key(payment.pk),
+    )
     updated = Payment.objects.filter(pk=payment_id, status=Payment.Status.SUCCEEDED).update(
         status=Payment.Status.REFUNDED, decline_reason="Refunded after cancellation.", updated_at=timezone.now()
     )
