@@ -561,7 +561,12 @@ def return_refund(*, request_id: int) -> bool:
         return False
     payment = getattr(request.order, "payment", None)
     if payment is not None:
-        get_gateway().refund(reference=payment.reference, amount=request.amount, currency=payment.currency)
+        get_gateway().refund(
+            reference=payment.reference,
+            amount=request.amount,
+            currency=payment.currency,
+            idempotency_key=f"return:{request.pk}",
+        )
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=request.order_id)
         request = AfterSalesRequest.objects.select_for_update().get(pk=request_id)

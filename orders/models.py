@@ -163,6 +163,23 @@ class Payment(models.Model):
         return f"{self.reference} ({self.status})"
 
 
+class SandboxRefund(models.Model):
+    """The sandbox gateway's own record of the refunds it made: one per idempotency key,
+    as a real gateway keeps them, so asking twice never pays back twice."""
+
+    idempotency_key = models.CharField(max_length=80, unique=True)
+    reference = models.CharField(max_length=40, db_index=True)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.idempotency_key}: {self.amount} {self.currency}"
+
+
 class PaymentCallback(models.Model):
     """Every signed callback delivery applied once: the replay guard."""
 

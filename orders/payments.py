@@ -103,7 +103,9 @@ class PaymentGateway:
     def charge(self, *, reference: str, amount: Decimal, currency: str, card: Card, description: str) -> ChargeResult:
         raise NotImplementedError
 
-    def refund(self, *, reference: str, amount: Decimal, currency: str) -> bool:
+    def refund(self, *, reference: str, amount: Decimal, currency: str, idempotency_key: str) -> bool:
+        """Pay `amount` back on the charge `reference`. The same `idempotency_key` refunds
+        at most once, however often (or however concurrently) it is asked."""
         raise NotImplementedError
 
     def confirm_later(self, *, reference: str) -> None:
@@ -139,7 +141,18 @@ class SandboxGateway(PaymentGateway):
             return ChargeResult("requires_confirmation", reference, raw={**raw, "result": "requires_confirmation"})
         return ChargeResult("succeeded", reference, raw={**raw, "result": "succeeded"})
 
-    def refund(self, *, reference: str, amount: Decimal, currency: str) -> bool:
+    def refund(self, *, reference: str, amount: Decimal, currency: str, idempotency_key: str) -> bool:
+        from django.db import IntegrityError, transaction
+
+        from orders.models import SandboxRefund
+
+        try:
+            with transaction.atomic():
+                SandboxRefund.objects.create(
+                    idempotency_key=idempotency_key, reference=reference, amount=amount, currency=currency
+                )
+        except IntegrityError:
+            pass  # refunded already under this key: the answer is the same, no money moves
         return True
 
     def confirm_later(self, *, reference: str) -> None:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from fulfilment import services
 from fulfilment.models import CommissionEntry, DeliveryAttempt, OutboxMessage
 from fulfilment.tests.conftest import make_shop
-from orders.models import Order, Payment, StockBucket
+from orders.models import Order, Payment, SandboxRefund, StockBucket
 from retailer import fulfilment as sandbox
 from retailer.services import clear_faults, product_stock, sandbox_orders, set_fault
 from streams.models import Notification
@@ -158,6 +158,9 @@ def test_return_after_delivery_refunds_through_the_gateway(backend):
     order.refresh_from_db()
     assert request.status == "refunded" and request.amount == order.total
     assert order.status == "refunded"
+    assert services.return_refund(request_id=request.pk) is False  # asked again: nothing moves
+    refunds = SandboxRefund.objects.filter(idempotency_key=f"return:{request.pk}")
+    assert [r.amount for r in refunds] == [order.total]
     assert Payment.objects.get(order=order).status == "refunded"
     assert CommissionEntry.objects.get(order=order).status == "reversed"
 
