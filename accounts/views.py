@@ -2,11 +2,20 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
 from accounts.forms import AddressForm, HostApplicationForm, SignupForm
 from accounts.models import HostProfile
+
+
+def _safe_next(request) -> str | None:
+    """The `next` page to go back to, only if it is on this site."""
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        return target
+    return None
 
 
 @require_http_methods(["GET", "POST"])
@@ -44,7 +53,7 @@ def address_create(request):
             form.add_error(None, str(exc))
         else:
             messages.success(request, "Address saved.")
-            return redirect(request.POST.get("next") or "accounts:addresses")
+            return redirect(_safe_next(request) or "accounts:addresses")
     return render(request, "accounts/address_form.html", {"form": form, "creating": True})
 
 

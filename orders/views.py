@@ -149,7 +149,10 @@ def flash_sale_create(request, room_id: int):
         data = _json_body(request)
         starts_at = data.get("starts_at")
         if starts_at is not None:
-            starts_at = parse_datetime(starts_at) if isinstance(starts_at, str) else None
+            try:  # a well-formed but impossible time (Feb 30, 25:00) raises ValueError
+                starts_at = parse_datetime(starts_at) if isinstance(starts_at, str) else None
+            except ValueError:
+                starts_at = None
             if not isinstance(starts_at, datetime):
                 raise errors.FlashSaleInvalid("The start time is not a date and time.")
         sale = services.flash_sale_start(

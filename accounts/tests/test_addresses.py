@@ -103,3 +103,13 @@ def test_address_pages_refuse_unknown_ids_cleanly(client, viewer):
 
     assert client.get("/accounts/addresses/999999/").status_code == 404
     assert client.get("/accounts/addresses/not-a-number/").status_code == 404
+
+
+def test_saving_an_address_goes_back_only_to_pages_on_this_site(client, viewer):
+    client.force_login(viewer)
+
+    offsite = client.post(reverse("accounts:address_create"), {**VALID, "next": "https://evil.example/phish"})
+    onsite = client.post(reverse("accounts:address_create"), {**VALID, "line": "2 Road", "next": "/rooms/1/"})
+
+    assert offsite.status_code == 302 and offsite.url == reverse("accounts:addresses")
+    assert onsite.status_code == 302 and onsite.url == "/rooms/1/"
