@@ -229,41 +229,37 @@ def _allowance_take(*, user_id: int, bucket_id: int, quantity: int, limit: int) 
         return cursor.fetchone() is not None
 
 
-def _release_lines(order: Order) -> None:
-    """Reserved units go back on sale and stop counting against the buyer's limit."""
+def _move_units(order: Order, *, source: str, target: str, free_allowance: bool) -> None:
+    """Move each line's units from one bucket column to another (`available`, `reserved`,
+    `sold`), buckets in id order; with `free_allowance` they stop counting against the
+    buyer's per-user limit. A bucket holding fewer units than the line is a broken ledger:
+    raise, so the caller's transaction changes nothing."""
     for line in sorted(order.lines.all(), key=lambda ln: ln.bucket_id):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE orders_purchaseallowance SET units = units - %s WHERE user_id = %s AND bucket_id = %s",
-                [line.quantity, order.buyer_id, line.bucket_id],
-            )
-        moved = StockBucket.objects.filter(pk=line.bucket_id, reserved__gte=line.quantity).update(
-            available=F("available") + line.quantity, reserved=F("reserved") - line.quantity, updated_at=timezone.now()
+        if free_allowance:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE orders_purchaseallowance SET units = units - %s WHERE user_id = %s AND bucket_id = %s",
+                    [line.quantity, order.buyer_id, line.bucket_id],
+                )
+        moved = StockBucket.objects.filter(pk=line.bucket_id, **{f"{source}__gte": line.quantity}).update(
+            **{source: F(source) - line.quantity, target: F(target) + line.quantity}, updated_at=timezone.now()
         )
         if moved != 1:
-            raise RuntimeError(f"bucket {line.bucket_id} holds fewer reserved units than order {order.pk}")
+            raise RuntimeError(f"bucket {line.bucket_id} holds fewer {source} units than order {order.pk}")
+
+
+def _release_lines(order: Order) -> None:
+    """Reserved units go back on sale and stop counting against the buyer's limit."""
+    _move_units(order, source="reserved", target="available", free_allowance=True)
 
 
 def _confirm_lines(order: Order) -> None:
-    for line in sorted(order.lines.all(), key=lambda ln: ln.bucket_id):
-        moved = StockBucket.objects.filter(pk=line.bucket_id, reserved__gte=line.quantity).update(
-            sold=F("sold") + line.quantity, reserved=F("reserved") - line.quantity, updated_at=timezone.now()
-        )
-        if moved != 1:
-            raise RuntimeError(f"bucket {line.bucket_id} holds fewer reserved units than order {order.pk}")
+    _move_units(order, source="reserved", target="sold", free_allowance=False)
 
 
 def _unsell_lines(order: Order) -> None:
     """A paid order cancelled before the hand-off: its units go back on sale."""
-    for line in sorted(order.lines.all(), key=lambda ln: ln.bucket_id):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE orders_purchaseallowance SET units = units - %s WHERE user_id = %s AND bucket_id = %s",
-                [line.quantity, order.buyer_id, line.bucket_id],
-            )
-        StockBucket.objects.filter(pk=line.bucket_id, sold__gte=line.quantity).update(
-            available=F("available") + line.quantity, sold=F("sold") - line.quantity, updated_at=timezone.now()
-        )
+    _move_units(order, source="sold", target="available", free_allowance=True)
 
 
 # --- placing an order --------------------------------------------------------------------
@@ -845,6 +841,20 @@ def full_refund_key(payment_id: int) -> str:
     return f"payment:{payment_id}:full"
 
 
+def _refund_in_full(payment: Payment, *, reason: str) -> bool:
+    """Pay a succeeded payment back in full (outside any lock; the key makes the gateway
+    refund it once) and mark it refunded. False if another run marked it first."""
+    get_gateway().refund(
+        reference=payment.reference, amount=payment.amount, currency=payment.currency,
+        idempotency_key=full_refund_key(payment.pk),
+    )  # fmt: skip
+    return bool(
+        Payment.objects.filter(pk=payment.pk, status=Payment.Status.SUCCEEDED).update(
+            status=Payment.Status.REFUNDED, decline_reason=reason, updated_at=timezone.now()
+        )
+    )
+
+
 def refund_late_payment(*, payment_id: int) -> bool:
     """A payment that succeeded after its order closed is refunded. Idempotent."""
     payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
@@ -852,19 +862,8 @@ def refund_late_payment(*, payment_id: int) -> bool:
         return False
     if payment.order.status not in RELEASING:
         return False
-    get_gateway().refund(
-        reference=payment.reference,
-        amount=payment.amount,
-        currency=payment.currency,
-        idempotency_key=full_refund_key(payment.pk),
-    )
-    with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
-        if payment.status != Payment.Status.SUCCEEDED:
-            return False
-        payment.status = Payment.Status.REFUNDED
-        payment.decline_reason = "Refunded: the payment arrived after the reservation had ended."
-        payment.save(update_fields=["status", "decline_reason", "updated_at"])
+    if not _refund_in_full(payment, reason="Refunded: the payment arrived after the reservation had ended."):
+        return False
     live.order_changed(order_id=payment.order_id)
     return True
 
@@ -980,16 +979,7 @@ def refund_cancelled(*, payment_id: int) -> bool:
     payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
     if payment is None or payment.status != Payment.Status.SUCCEEDED or payment.order.status != S.CANCELLED:
         return False
-    get_gateway().refund(
-        reference=payment.reference,
-        amount=payment.amount,
-        currency=payment.currency,
-        idempotency_key=full_refund_key(payment.pk),
-    )
-    updated = Payment.objects.filter(pk=payment_id, status=Payment.Status.SUCCEEDED).update(
-        status=Payment.Status.REFUNDED, decline_reason="Refunded after cancellation.", updated_at=timezone.now()
-    )
-    return bool(updated)
+    return _refund_in_full(payment, reason="Refunded after cancellation.")
 
 
 # --- flash sales -------------------------------------------------------------------------
