@@ -4,10 +4,12 @@ Not a benchmark itself (`make bench` runs only files not starting with `_`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -42,3 +44,18 @@ def prepare_database(base_url: str, name: str) -> str:
         cwd=ROOT, env={**os.environ, "DATABASE_URL": url, "QUIET_EMBEDDED": "1"}, check=True,
     )  # fmt: skip
     return url
+
+
+def wait_http(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
+    """Wait until `url` answers below 500, or fail if `proc` (its server) exits first."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")

@@ -34,52 +34,10 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import free_port, percentile, prepare_database, wait_http  # noqa: E402
+
 DB_NAME = "bench_flashsale"
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"web server exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer")
-
-
-def prepare_database(base_url: str) -> str:
-    import psycopg
-
-    parsed = urlparse(base_url)
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    url = parsed._replace(path=f"/{DB_NAME}").geturl()
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0", "--skip-checks"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": url, "QUIET_EMBEDDED": "1"}, check=True,
-    )  # fmt: skip
-    return url
 
 
 def drop_database(base_url: str) -> None:
@@ -318,7 +276,7 @@ async def run(args) -> list[dict]:
     base_url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/livemart"
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     stocks = [int(s) for s in args.stock.split(",")]
-    url = prepare_database(base_url)
+    url = prepare_database(base_url, DB_NAME)
     prefix = f"benchflash{os.getpid()}"
     os.environ.update({"DATABASE_URL": url, "REDIS_URL": redis_url, "REDIS_PREFIX": prefix,
                        "DJANGO_SETTINGS_MODULE": "config.settings", "QUIET_EMBEDDED": "1"})  # fmt: skip
@@ -339,7 +297,7 @@ async def run(args) -> list[dict]:
     results = []
     buyers = [Buyer(cookie, address) for cookie, address in setup["buyers"]]
     try:
-        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz", web)
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz", web, 60)
         took = await connect_all(
             f"ws://127.0.0.1:{port}/ws/rooms/{setup['room']}/", f"http://127.0.0.1:{port}", buyers
         )
