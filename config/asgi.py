@@ -22,6 +22,7 @@ from django.conf import settings  # noqa: E402
 
 from config import embedded_beat  # noqa: E402
 from config.ws_auth import SessionAuthMiddleware  # noqa: E402
+from retailer import asgi as retailer_asgi  # noqa: E402
 from streams.routing import websocket_urlpatterns  # noqa: E402
 
 # A web process writes thousands of frames on its event loop while database work runs in
@@ -35,7 +36,8 @@ if settings.EMBEDDED and settings.EMBEDDED_BEAT:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # The sandbox retailer's signed API skips Django's middleware (retailer/asgi.py).
+        "http": retailer_asgi.mount(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(SessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -1,7 +1,13 @@
-"""The sandbox retailer's HTTP API: POST /retailer-api/v1/<endpoint>, signed JSON in and out."""
+"""The sandbox retailer's HTTP API: POST /retailer-api/v1/<endpoint>, signed JSON in and out.
+
+`respond()` is the whole request handling, transport aside. Two transports call it: this
+Django view (the test client, `runserver`), and `retailer.asgi`, which config/asgi.py
+puts in front of Django so a real server answers the partner without Django's middleware.
+"""
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -13,25 +19,29 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 
 
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+def _error(status: int, code: str, message: str) -> tuple[int, dict, dict[str, str]]:
+    return status, {"error": {"code": code, "message": message}}, {}
 
 
-@csrf_exempt
-def endpoint(request, name: str):
-    if request.method != "POST":
-        response = _error(405, "method_not_allowed", "Use POST with a signed JSON body")
-        response["Allow"] = "POST"
-        return response
-    length = request.headers.get("Content-Length") or "0"
+def respond(
+    *, method: str, name: str, headers: Mapping[str, str], read_body: Callable[[], bytes]
+) -> tuple[int, dict, dict[str, str]]:
+    """(status, JSON body, extra headers) for one request. `headers` is case-insensitive;
+    the body is read only once the method and the declared length are acceptable."""
+    if method != "POST":
+        status, body, _ = _error(405, "method_not_allowed", "Use POST with a signed JSON body")
+        return status, body, {"Allow": "POST"}
+    length = headers.get("Content-Length") or "0"
     if not length.isdigit() or int(length) > MAX_BODY_BYTES:
         return _error(413, "body_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes")
-    body = request.body
+    body = read_body()
+    if len(body) > MAX_BODY_BYTES:
+        return _error(413, "body_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes")
     try:
         verify(
-            key=request.headers.get("X-Retailer-Key", ""),
-            timestamp=request.headers.get("X-Retailer-Timestamp", ""),
-            signature=request.headers.get("X-Retailer-Signature", ""),
+            key=headers.get("X-Retailer-Key", ""),
+            timestamp=headers.get("X-Retailer-Timestamp", ""),
+            signature=headers.get("X-Retailer-Signature", ""),
             body=body,
         )
     except SignatureError as exc:
@@ -41,9 +51,20 @@ def endpoint(request, name: str):
     except (ValueError, UnicodeDecodeError):
         return _error(400, "bad_json", "The request body is not valid JSON")
     try:
-        return JsonResponse(api.handle(name, payload))
+        return 200, api.handle(name, payload), {}
     except api.ApiError as exc:
-        return JsonResponse(exc.as_dict(), status=exc.status)
+        return exc.status, exc.as_dict(), {}
     except Exception:
         logger.exception("sandbox retailer: %s failed", name)
         return _error(500, "internal_error", "The retailer could not answer")
+
+
+@csrf_exempt
+def endpoint(request, name: str):
+    status, body, extra = respond(
+        method=request.method, name=name, headers=request.headers, read_body=lambda: request.body
+    )
+    response = JsonResponse(body, status=status)
+    for header, value in extra.items():
+        response[header] = value
+    return response
