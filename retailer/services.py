@@ -4,7 +4,6 @@ import random
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F
 
 from retailer.models import SandboxFault, SandboxProduct, SandboxSequence
 
@@ -18,11 +17,20 @@ def take_seq(count: int = 1) -> int:
     locked until that transaction commits, so changes become visible in feed order and a
     partner reading the feed never skips a change that commits late.
     """
-    assert transaction.get_connection().in_atomic_block, "take_seq() must run inside transaction.atomic()"
-    SandboxSequence.objects.get_or_create(name=FEED_SEQUENCE)
-    SandboxSequence.objects.filter(name=FEED_SEQUENCE).update(value=F("value") + count)
-    last = SandboxSequence.objects.get(name=FEED_SEQUENCE).value
-    return last - count + 1
+    connection = transaction.get_connection()
+    assert connection.in_atomic_block, "take_seq() must run inside transaction.atomic()"
+    # One statement for every order the sandbox accepts: bump and read back (RETURNING works
+    # on PostgreSQL and SQLite >= 3.35). The table is SandboxSequence's.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'UPDATE "retailer_sandboxsequence" SET "value" = "value" + %s WHERE "name" = %s RETURNING "value"',
+            [count, FEED_SEQUENCE],
+        )
+        row = cursor.fetchone()
+    if row is None:  # the very first change: the counter row does not exist yet
+        SandboxSequence.objects.get_or_create(name=FEED_SEQUENCE)
+        return take_seq(count)
+    return row[0] - count + 1
 
 
 def touch_products(products: list[SandboxProduct], fields: list[str]) -> None:
