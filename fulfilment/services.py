@@ -30,7 +30,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog.retailer_client import RetailerError, RetailerRejected, get_retailer_client
@@ -118,7 +119,19 @@ def kick(*, message_id: int) -> None:
 
 
 def _claim(message_id: int, now: datetime) -> tuple[OutboxMessage, str] | None:
+    """Take a due message with a lease, in one transaction that also moves a submitted order
+    paid -> sent_to_retailer. Locks the order first, then the message (the lock order
+    used everywhere); a message another sender holds right now is skipped."""
     with transaction.atomic():
+        # Only a submit moves the order, so only a submit locks it (one statement: the
+        # subquery finds the message's order).
+        order = (
+            Order.objects.select_for_update()
+            .filter(
+                pk=Subquery(OutboxMessage.objects.filter(pk=message_id, kind=K.SUBMIT_ORDER).values("order_id")[:1])
+            )
+            .first()
+        )
         message = (
             OutboxMessage.objects.select_for_update(skip_locked=True)
             .filter(pk=message_id)
@@ -142,6 +155,15 @@ def _claim(message_id: int, now: datetime) -> tuple[OutboxMessage, str] | None:
         message.claim_token = token
         message.lease_until = now + timedelta(seconds=lease_seconds())
         message.save(update_fields=["status", "attempts", "claim_token", "lease_until", "updated_at"])
+        if order is not None and order.status == S.PAID:
+            transition(
+                order=order,
+                to=S.SENT_TO_RETAILER,
+                actor_kind=OrderEvent.Actor.SYSTEM,
+                reason="Handed to the retailer's warehouse",
+            )
+            order_id = order.pk
+            transaction.on_commit(lambda: live.order_changed(order_id=order_id))
         return message, token
 
 
@@ -165,8 +187,6 @@ def outbox_deliver(*, message_id: int, now: datetime | None = None) -> str:
     if claimed is None:
         return "skipped"
     message, token = claimed
-    if message.kind == K.SUBMIT_ORDER:
-        _mark_sent(order_id=message.order_id)
     started = timezone.now()
     t0 = time.monotonic()
     answer, error, permanent = None, "", False
@@ -182,6 +202,7 @@ def outbox_deliver(*, message_id: int, now: datetime | None = None) -> str:
     duration_ms = int((time.monotonic() - t0) * 1000)
     return _finish(
         message_id=message_id,
+        order_id=message.order_id,
         token=token,
         answer=answer,
         error=error,
@@ -191,22 +212,23 @@ def outbox_deliver(*, message_id: int, now: datetime | None = None) -> str:
     )
 
 
-def _mark_sent(*, order_id: int) -> None:
-    with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order_id)
-        if order.status == S.PAID:
-            transition(
-                order=order,
-                to=S.SENT_TO_RETAILER,
-                actor_kind=OrderEvent.Actor.SYSTEM,
-                reason="Handed to the retailer's warehouse",
-            )
-            transaction.on_commit(lambda: live.order_changed(order_id=order_id))
+# What `_finish` may change on a message (the payload, key and order never change).
+FINISH_FIELDS = [
+    "status",
+    "lease_until",
+    "claim_token",
+    "result",
+    "done_at",
+    "last_error",
+    "next_attempt_at",
+    "queued_at",
+]
 
 
 def _finish(
     *,
     message_id: int,
+    order_id: int,
     token: str,
     answer: dict | None,
     error: str,
@@ -215,7 +237,6 @@ def _finish(
     duration_ms: int,
 ) -> str:
     with transaction.atomic():
-        order_id = OutboxMessage.objects.filter(pk=message_id).values_list("order_id", flat=True).get()
         order = Order.objects.select_for_update().get(pk=order_id)  # lock order: order, then message
         message = OutboxMessage.objects.select_for_update().get(pk=message_id)
         attempt = DeliveryAttempt(
@@ -253,7 +274,7 @@ def _finish(
             message.last_error = error
             message.next_attempt_at = timezone.now() + timedelta(seconds=backoff_delay(message.attempts))
             message.queued_at = None  # the sweep queues it when due
-        message.save()
+        message.save(update_fields=[*FINISH_FIELDS, "updated_at"])
         attempt.save()
         return attempt.outcome
 
@@ -353,12 +374,16 @@ def _apply_answer(*, order: Order, message: OutboxMessage, answer: dict) -> None
                 f"(out of stock at the warehouse). Your payment is being refunded.",
             )
             return
-        handoff, _ = Handoff.objects.get_or_create(order=order)
-        handoff.retailer_order_id = str(info.get("id", ""))[:40]
-        handoff.accepted_at = handoff.accepted_at or timezone.now()
-        handoff.save(update_fields=["retailer_order_id", "accepted_at"])
+        retailer_order_id = str(info.get("id", ""))[:40]
+        # The order row is locked, so nothing creates this order's Handoff meanwhile (a
+        # callback that got here first made one; its accepted_at stays if already set).
+        now = timezone.now()
+        if not Handoff.objects.filter(order=order).update(
+            retailer_order_id=retailer_order_id, accepted_at=Coalesce("accepted_at", Value(now))
+        ):
+            Handoff.objects.create(order=order, retailer_order_id=retailer_order_id, accepted_at=now)
         target = status if status in CHAIN else S.ACCEPTED
-        advance(order=order, to=S.ACCEPTED, reason=f"Accepted by the retailer (order {handoff.retailer_order_id})")
+        advance(order=order, to=S.ACCEPTED, reason=f"Accepted by the retailer (order {retailer_order_id})")
         if target != S.ACCEPTED:
             advance(order=order, to=target, reason="Reported by the retailer")
         return

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from fulfilment import services
-from fulfilment.models import CommissionEntry, DeliveryAttempt, OutboxMessage
+from fulfilment.models import CommissionEntry, DeliveryAttempt, Handoff, OutboxMessage
 from fulfilment.tests.conftest import make_shop
 from orders.models import Order, Payment, SandboxRefund, StockBucket
 from retailer import fulfilment as sandbox
@@ -73,6 +73,28 @@ def test_the_order_reaches_the_retailer_once_even_when_delivered_twice(backend):
     assert product_stock(sku=shop.item.product.sku) == 8
     statuses = list(order.events.values_list("to_status", flat=True))
     assert statuses[-3:] == ["paid", "sent_to_retailer", "accepted"]
+
+
+def test_a_hand_off_stays_a_handful_of_queries(shop, django_assert_max_num_queries):
+    """The hot path (docs/performance.md): our side claims and marks the order sent in one
+    transaction (7 statements) and records the answer in another (10); the sandbox's
+    submit, in-process here, takes 8."""
+    order = shop.buy()
+    message_id = message_for(order).pk
+    with django_assert_max_num_queries(17 + 8):
+        assert services.outbox_deliver(message_id=message_id) == "ok"
+    order.refresh_from_db()
+    assert order.status == "accepted" and order.handoff.accepted_at is not None
+
+
+def test_an_answer_after_an_early_callback_fills_in_the_handoff_it_made(shop):
+    order = shop.buy()
+    early = timezone.now() - timedelta(minutes=1)
+    Handoff.objects.create(order=order, carrier="SF Express", waybill="SF1", accepted_at=early)
+    assert deliver(order) == "ok"
+    handoff = Handoff.objects.get(order=order)
+    assert handoff.retailer_order_id == sandbox_orders(key=order.number)[0]["reference"]
+    assert handoff.accepted_at == early and handoff.waybill == "SF1"
 
 
 def test_a_lost_answer_is_retried_and_never_ships_twice(backend, settings):
