@@ -19,6 +19,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from config import embedded_beat  # noqa: E402
 from config.ws_auth import SessionAuthMiddleware  # noqa: E402
@@ -30,6 +31,18 @@ from streams.routing import websocket_urlpatterns  # noqa: E402
 # long for the loop to let go. Web processes only (workers keep the default).
 if sys.getswitchinterval() > settings.WEB_GIL_SWITCH_INTERVAL:
     sys.setswitchinterval(settings.WEB_GIL_SWITCH_INTERVAL)
+
+
+def _warm_url_resolvers(resolver) -> None:
+    """Build every resolver's reverse tables now. Built lazily, the first `reverse()` on the
+    event loop (a buyer's order link, in a flash sale's first second) stalled the loop for
+    up to a second on this machine while thousands of buyers waited."""
+    resolver.reverse_dict  # noqa: B018 (a property that builds the tables)
+    for _prefix, child in resolver.namespace_dict.values():
+        _warm_url_resolvers(child)
+
+
+_warm_url_resolvers(get_resolver())
 
 if settings.EMBEDDED and settings.EMBEDDED_BEAT:
     embedded_beat.start()
