@@ -42,7 +42,7 @@ run: $(VENV)/.runtime
 	@env -u DATABASE_URL -u REDIS_URL QUIET_EMBEDDED=1 $(BIN)/python manage.py migrate --noinput -v0
 	@env -u DATABASE_URL -u REDIS_URL QUIET_EMBEDDED=1 $(BIN)/python manage.py seed_demo
 	@echo "Serving on http://127.0.0.1:8000  (Ctrl+C to stop)"
-	@env -u DATABASE_URL -u REDIS_URL $(BIN)/uvicorn config.asgi:application --host 127.0.0.1 --port 8000 --log-level warning
+	@env -u DATABASE_URL -u REDIS_URL $(BIN)/uvicorn config.asgi:application --host 127.0.0.1 --port 8000 --ws-per-message-deflate false --log-level warning
 
 # --- real services ---------------------------------------------------------------------
 services:

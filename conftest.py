@@ -43,10 +43,14 @@ def test_database_url() -> str:
     return f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+# As production runs it (Procfile, docs/operations.md).
+PRODUCTION_WS_ARGS = ("--ws-per-message-deflate", "false")
+
+
 class AsgiServer:
     """uvicorn serving config.asgi in a child process against the test database."""
 
-    def __init__(self, extra_env: dict | None = None):
+    def __init__(self, extra_env: dict | None = None, extra_args: tuple[str, ...] = PRODUCTION_WS_ARGS):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DATABASE_URL": test_database_url(), "DJANGO_SETTINGS_MODULE": "config.test_settings"}
@@ -54,7 +58,7 @@ class AsgiServer:
         self.log = open(ROOT / "var" / f"asgi-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
+             "--port", str(self.port), "--log-level", "warning", *extra_args],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 30

@@ -102,7 +102,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.joined = False
         self.early: list[dict] = []
         self.hits: list[float] = []
-        self.outbox = fanout.Outbox(_frame_send(self.base_send), self._too_slow)
+        send = _frame_send(self.base_send)
+        self.outbox = fanout.Outbox(send, self._too_slow, fanout.direct_writer(send))
         self.hub = fanout.get_hub()
         await self.accept()
         if self.user_id is not None:
@@ -143,7 +144,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         """Send `event` to this socket only, in order with the room's frames."""
         if ref is not None:
             event = {**event, "ref": ref}
-        self.outbox.push({"type": "websocket.send", "text": fanout.encode(event)})
+        self.outbox.push(fanout.send_text(fanout.encode(event)))
 
     def _too_slow(self) -> None:
         self.hub.loop.create_task(self.close(fanout.CLOSE_TOO_SLOW))

@@ -61,6 +61,55 @@ def encode(event: dict) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def text_frame(text: str) -> bytes:
+    """`text` as a server sends it on the wire (RFC 6455 5.2: FIN, text opcode, unmasked,
+    no extension): the same bytes for every socket of a room, built once."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
+
+
+def send_text(text: str) -> dict:
+    """The ASGI message for `text`, carrying its prepared frame for `Outbox`'s direct write."""
+    return {"type": "websocket.send", "text": text, "frame": text_frame(text)}
+
+
+def direct_writer(send):
+    """For a socket served by uvicorn's websockets-sansio protocol: a function that writes a
+    prepared frame straight to the socket's transport and says whether it could.
+
+    It can while the connection is open, negotiated no extension (permessage-deflate makes
+    every frame per-socket; production turns it off, docs/operations.md), has not started
+    closing and is not paused for back-pressure; otherwise the frame goes through the ASGI
+    `send` as usual. Writing a room event to 1,000 sockets through `send` costs a task,
+    an encode and a frame build per socket; this costs one `transport.write`.
+    None when the server is another one (daphne, Channels' test communicator)."""
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+        from websockets.protocol import State
+    except ImportError:  # pragma: no cover - uvicorn is in requirements.txt
+        return None
+    protocol = getattr(send, "__self__", None)
+    if not isinstance(protocol, WebSocketsSansIOProtocol):
+        return None
+    conn, writable = protocol.conn, protocol.writable
+
+    def write(frame: bytes) -> bool:
+        transport = protocol.transport
+        if conn.state is not State.OPEN or conn.extensions or protocol.close_sent or not writable.is_set():
+            return False
+        if transport is None or transport.is_closing():
+            return False
+        transport.write(frame)
+        return True
+
+    return write
+
+
 # --- publishing (sync: services call this after commit) ---------------------------------
 
 _sync_client: redis.Redis | None = None
@@ -396,7 +445,7 @@ class Hub:
         self._write(room, text)
 
     def _write(self, room: _Room, text: str) -> None:
-        message = {"type": "websocket.send", "text": text}
+        message = send_text(text)
         for consumer in list(room.sockets):
             consumer.push(message)
 
@@ -460,13 +509,17 @@ class Hub:
 
 
 class Outbox:
-    """A socket's writes: straight through while it keeps up, a short queue when it lags."""
+    """A socket's writes: straight through while it keeps up, a short queue when it lags.
 
-    __slots__ = ("backlog", "closing", "loop", "on_overflow", "pending", "send")
+    A message carrying a prepared `frame` (`send_text`) is written with `direct` when the
+    socket allows it and nothing is queued before it; anything else goes through `send`."""
 
-    def __init__(self, send, on_overflow):
+    __slots__ = ("backlog", "closing", "direct", "loop", "on_overflow", "pending", "send")
+
+    def __init__(self, send, on_overflow, direct=None):
         self.loop = asyncio.get_running_loop()
         self.send = send
+        self.direct = direct
         self.on_overflow = on_overflow
         self.pending: asyncio.Task | None = None
         self.backlog: deque = deque()
@@ -482,6 +535,8 @@ class Outbox:
                 self.on_overflow()
                 return
             self.backlog.append(message)
+            return
+        if self.direct is not None and "frame" in message and self.direct(message["frame"]):
             return
         self._start(message)
 
