@@ -256,6 +256,8 @@ ORDERS_RESERVATION_MINUTES = env_int("ORDERS_RESERVATION_MINUTES", 10)
 ORDERS_STOCK_COALESCE_SECONDS = float(env("ORDERS_STOCK_COALESCE_SECONDS", "0.3"))
 # Room-socket buys run on this many async PostgreSQL connections per web process (orders.fastpath).
 ORDERS_FASTPATH_POOL_SIZE = env_int("ORDERS_FASTPATH_POOL_SIZE", 4)
+# A flash sale's Redis admission gate in front of PostgreSQL's (orders.gate); off: PostgreSQL alone.
+ORDERS_REDIS_GATE = env_bool("ORDERS_REDIS_GATE", True)
 
 # --- Security ----------------------------------------------------------------------------
 

@@ -8,8 +8,13 @@ owned by the event loop: no thread hop, no Django ORM, and the buys proceed conc
   (cached per process for a second or two, `FlashOffer`), takes the buyer's allowance and
   THE stock gate, and writes the order, its line and its first audit row. Answered here:
   reserved, or sold out.
-* Once this process has seen a bucket run dry, a buy first asks the one indexed read
-  (`services.precheck_query`): the sold-out answer costs one read and writes nothing.
+* Before that statement, the Redis admission gate (`orders.gate`): a buyer it refuses never
+  runs the statement; the refusal is confirmed against PostgreSQL by ONE read for every
+  refused buyer waiting in this process (`_Confirmations`): units left, sale still open,
+  the key not used yet. So PostgreSQL sees S reservations and a few reads for N buyers,
+  and Redis never has the last word on "sold out".
+* Without Redis (down, or not configured): once this process has seen a bucket run dry, a
+  buy first asks one indexed read (`services.precheck_query`).
 * Anything else (a replayed key, over the limit, a room not live, a sale not started, a
   changed price, a bad address or card, a regular shelf buy, SQLite) returns None and the
   caller takes the full path through `services.order_place`, which gives the precise answer.
@@ -26,7 +31,7 @@ import weakref
 
 from django.conf import settings
 
-from orders import errors, live, services
+from orders import errors, gate, live, services
 from orders.payments import parse_card
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,7 @@ class _Pool:
         self.size = size
         self.idle: list = []
         self.slots = asyncio.Semaphore(size)
+        self.reading: dict[tuple, asyncio.Future] = {}  # offers being read, for the buyers waiting on them
 
     @contextlib.asynccontextmanager
     async def connection(self, conninfo: str):
@@ -82,18 +88,27 @@ class _Pool:
 
 
 _pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_read_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+READ_POOL_SIZE = 2
 
 
-def _pool() -> _Pool:
+def _pool(pools: weakref.WeakKeyDictionary = _pools, size: int | None = None) -> _Pool:
+    """This event loop's reservation connections (the loop's own, so nothing hops threads)."""
     loop = asyncio.get_running_loop()
-    pool = _pools.get(loop)
+    pool = pools.get(loop)
     if pool is None:
-        for old_loop, old in list(_pools.items()):
+        for old_loop, old in list(pools.items()):
             if old_loop.is_closed():
                 old.drop()
-                _pools.pop(old_loop, None)
-        pool = _pools[loop] = _Pool(pool_size())
+                pools.pop(old_loop, None)
+        pool = pools[loop] = _Pool(size or pool_size())
     return pool
+
+
+def _read_pool() -> _Pool:
+    """This loop's connections for the short reads (an offer, a counter's seed, the sold-out
+    confirmation): they must not queue behind reservations waiting for the hot stock row."""
+    return _pool(_read_pools, READ_POOL_SIZE)
 
 
 # --- per-process hints ---------------------------------------------------------------------
@@ -103,18 +118,37 @@ _left: dict[int, int] = {}  # bucket id -> units left as this process last saw t
 _SOLD_OUT_RE = re.compile(re.escape(services.SOLD_OUT_MARK) + r"(-?\d+)")
 
 
-async def _offer(conn, *, sale_id: int, item_id: int, room_id: int) -> services.FlashOffer | None:
+async def _offer(conninfo: str, *, sale_id: int, item_id: int, room_id: int) -> services.FlashOffer | None:
+    """The offer from this process's cache; on a miss ONE read, which every buyer arriving
+    meanwhile waits for (at a sale's first second they all miss at once)."""
     key = (sale_id, item_id, room_id)
-    now = time.monotonic()
     cached = _offers.get(key)
-    if cached is not None and cached[0] > now:
+    if cached is not None and cached[0] > time.monotonic():
         return cached[1]
-    cursor = await conn.execute(services.FLASH_OFFER_SQL, (sale_id, item_id, room_id))
-    offer = services.flash_offer(sale_id=sale_id, item_id=item_id, room_id=room_id, row=await cursor.fetchone())
-    if len(_offers) > 1000:
-        _offers.clear()
-    _offers[key] = (now + OFFER_TTL_SECONDS, offer)
-    return offer
+    pool = _read_pool()
+    pending = pool.reading.get(key)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    pending = pool.reading[key] = asyncio.get_running_loop().create_future()
+    try:
+        async with pool.connection(conninfo) as conn:
+            cursor = await conn.execute(services.FLASH_OFFER_SQL, (sale_id, item_id, room_id))
+            row = await cursor.fetchone()
+        offer = services.flash_offer(sale_id=sale_id, item_id=item_id, room_id=room_id, row=row)
+        if len(_offers) > 1000:
+            _offers.clear()
+        _offers[key] = (time.monotonic() + OFFER_TTL_SECONDS, offer)
+        pending.set_result(offer)
+        return offer
+    except Exception as exc:
+        pending.set_exception(exc)
+        pending.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+        raise
+    except BaseException:
+        pending.cancel()
+        raise
+    finally:
+        pool.reading.pop(key, None)
 
 
 # --- the buy -------------------------------------------------------------------------------
@@ -171,15 +205,30 @@ async def place(*, user_id: int, room_id: int, payload: dict) -> tuple[dict, int
     if payment_method not in (None, "") and card is None:
         return None
     expected = payload.get("expected_unit_price")
+    offer, taken, confirmed_left = None, False, False
     try:
+        offer = await _offer(conninfo, sale_id=sale_id, item_id=item_id, room_id=room_id)
+        if offer is None or quantity > offer.per_user_limit:
+            return None
+        if expected not in (None, "") and services._money(expected) != offer.unit_price:
+            return None
+        ticket = await gate.take(offer.bucket_id, quantity, seed=lambda: _available(conninfo, offer.bucket_id))
+        if ticket is not None and ticket[0] == gate.REFUSED:
+            # Redis says too few are left: PostgreSQL confirms (one read for every buyer
+            # waiting for it in this process) before the buyer hears it.
+            confirmed = await _confirmations().ask(conninfo, offer=offer, user_id=user_id, key=key)
+            if confirmed is None:
+                return None
+            left, replay = confirmed
+            if replay or left is None:
+                return None  # the key has its order, or the sale is not open: the full path answers
+            if left < quantity:
+                return _refused(left)
+            ticket, confirmed_left = None, True  # unclaimed units after all (returned ones, or Redis was wrong)
+        taken = ticket is not None
         async with _pool().connection(conninfo) as conn:
-            offer = await _offer(conn, sale_id=sale_id, item_id=item_id, room_id=room_id)
-            if offer is None or quantity > offer.per_user_limit:
-                return None
-            if expected not in (None, "") and services._money(expected) != offer.unit_price:
-                return None
-            if _left.get(offer.bucket_id, quantity) < quantity:
-                # This process saw the bucket run dry: one read answers (or finds units back).
+            if not taken and not confirmed_left and _left.get(offer.bucket_id, quantity) < quantity:
+                # No gate, and this process saw the bucket run dry: one read answers (or finds units back).
                 sql, params = services.precheck_query(user_id=user_id, key=key, shelf_item_id=item_id,
                                                       flash_sale_id=sale_id, room_id=room_id)  # fmt: skip
                 existing_id, left = await (await conn.execute(sql, params)).fetchone()
@@ -202,20 +251,23 @@ async def place(*, user_id: int, room_id: int, payload: dict) -> tuple[dict, int
                     raise
                 left = min(int(found.group(1)), quantity - 1)  # the gate refused: fewer than asked for
                 _left[offer.bucket_id] = left
-                return _refused(left)
+                return _refused(left)  # the units were never there: nothing to give back
             offer_ok, _addr, units, left, order_id, line_id, gone, _mark = await cursor.fetchone()
     except errors.OrderError:
-        return None
+        return await _not_here(taken, offer, quantity)
     except psycopg.IntegrityError:
-        return None  # a duplicate key racing this one, or a number collision: the full path replays
+        return await _not_here(taken, offer, quantity)  # a duplicate key racing, or a number collision
     except psycopg.Error:
         log.warning("fast buy failed; using the full path", exc_info=True)
-        return None
+        return await _not_here(taken, offer, quantity)
+    finally:
+        if taken:  # PostgreSQL has answered this claim, whatever it said
+            await gate.settle(offer.bucket_id, quantity)
     if offer_ok is None:
         _offers.pop((sale_id, item_id, room_id), None)  # re-read the offer next time
-        return None
+        return await _not_here(taken, offer, quantity)
     if units is None or order_id is None:
-        return None  # over the limit (or a replay racing): the full path answers
+        return await _not_here(taken, offer, quantity)  # over the limit (or a replay racing)
     order.pk, line.pk = order_id, line_id
     order._state.adding = line._state.adding = False
     _left[offer.bucket_id] = left
@@ -228,6 +280,85 @@ async def place(*, user_id: int, room_id: int, payload: dict) -> tuple[dict, int
         return result.as_dict(), order_id, card
     result = services.PlaceResult(True, "reserved", "Reserved for you. Pay to confirm the order.", order, lines=[line])
     return result.as_dict(), None, None
+
+
+async def _not_here(taken: bool, offer, quantity: int) -> None:
+    """Not decided here: units taken at the Redis gate go back; the full path answers."""
+    if taken:
+        await gate.give_back(offer.bucket_id, quantity)
+    return None
+
+
+async def _available(conninfo: str, bucket_id: int) -> int | None:
+    async with _read_pool().connection(conninfo) as conn:
+        row = await (await conn.execute(services.BUCKET_AVAILABLE_SQL, (bucket_id,))).fetchone()
+    return None if row is None else row[0]
+
+
+class _Confirmations:
+    """Buyers the Redis gate refused, waiting for PostgreSQL's word. While one read is in
+    flight the next ones gather, so a burst of refusals costs a few reads, not one each."""
+
+    def __init__(self):
+        self.waiting: dict[tuple[int, int, int, int], list[tuple[int, str, asyncio.Future]]] = {}
+        self.draining = False
+
+    async def ask(self, conninfo: str, *, offer, user_id: int, key: str) -> tuple[int | None, bool] | None:
+        """(units left that no buyer in flight has claimed, or None when the sale is not open
+        to buyers; this key has an order)."""
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault((offer.sale_id, offer.item_id, offer.room_id, offer.bucket_id), []).append(
+            (user_id, key, future)
+        )
+        if not self.draining:
+            self.draining = True
+            asyncio.get_running_loop().create_task(self.drain(conninfo))
+        return await future
+
+    async def drain(self, conninfo: str) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, {}
+                for (sale_id, item_id, room_id, bucket_id), asks in batch.items():
+                    await self._answer(conninfo, sale_id, item_id, room_id, bucket_id, asks)
+        finally:
+            self.draining = False
+
+    async def _answer(self, conninfo: str, sale_id: int, item_id: int, room_id: int, bucket_id: int,
+                      asks: list) -> None:  # fmt: skip
+        from django.utils import timezone
+
+        params = {"sale": sale_id, "item": item_id, "room": room_id, "now": timezone.now(),
+                  "users": [a[0] for a in asks], "keys": [a[1] for a in asks]}  # fmt: skip
+        try:
+            async with _read_pool().connection(conninfo) as conn:
+                left, replays = await (await conn.execute(services.SOLD_OUT_CONFIRM_SQL, params)).fetchone()
+            # Units that buyers who passed the gate are reserving right now are not free:
+            # read AFTER PostgreSQL, so a claim settling in between is not subtracted twice
+            # (the error, if any, sends a buyer to PostgreSQL for nothing).
+            if left is not None:
+                left -= await gate.in_flight(bucket_id)
+        except Exception:
+            log.warning("confirming %d refusals failed; the full path answers them", len(asks), exc_info=True)
+            for *_, future in asks:
+                if not future.done():
+                    future.set_result(None)
+            return
+        replays = set(replays)
+        for n, (_user, _key, future) in enumerate(asks, 1):
+            if not future.done():
+                future.set_result((left, n in replays))
+
+
+_confirmers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _confirmations() -> _Confirmations:
+    loop = asyncio.get_running_loop()
+    confirmer = _confirmers.get(loop)
+    if confirmer is None:
+        confirmer = _confirmers[loop] = _Confirmations()
+    return confirmer
 
 
 def _announce_sold_out(room_id: int, sale_id: int) -> None:

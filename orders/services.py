@@ -455,6 +455,22 @@ def precheck_query(*, user_id: int, key: str, shelf_item_id: int, flash_sale_id:
     return _PRECHECK_SQL.format(sale=sale, fallback=fallback, room=room), params
 
 
+# What the Redis gate's counter is seeded from (`orders.gate`).
+BUCKET_AVAILABLE_SQL = "SELECT available FROM orders_stockbucket WHERE id = %s"
+# A flash-sale refusal from the Redis gate, confirmed for every refused buyer waiting in a
+# process at once: the units left if the sale is open to buyers (room live, item on the
+# shelf, inside the sale's window; else NULL), and which of the buyers already have an
+# order under their key (1-based positions: a replay gets its order, not a refusal).
+SOLD_OUT_CONFIRM_SQL = (
+    "SELECT (SELECT fb.available FROM orders_flashsale s JOIN orders_stockbucket fb ON fb.id = s.bucket_id "
+    "JOIN streams_shelfitem i ON i.id = s.shelf_item_id JOIN streams_room r ON r.id = i.room_id "
+    "WHERE s.id = %(sale)s AND i.id = %(item)s AND i.room_id = %(room)s AND i.is_active AND r.status = 'live' "
+    "AND s.starts_at <= %(now)s AND s.ends_at > %(now)s), "
+    "ARRAY(SELECT k.n FROM unnest(%(users)s::bigint[], %(keys)s::text[]) WITH ORDINALITY AS k(u, key, n) "
+    "WHERE EXISTS (SELECT 1 FROM orders_order o WHERE o.buyer_id = k.u AND o.idempotency_key = k.key))"
+)
+
+
 def _stock_precheck(*, user_id: int, key: str, shelf_item_id: int, flash_sale_id: int | None,
                     room_id: int | None = None) -> tuple[int | None, int | None]:  # fmt: skip
     sql, params = precheck_query(user_id=user_id, key=key, shelf_item_id=shelf_item_id,

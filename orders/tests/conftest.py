@@ -17,7 +17,7 @@ def _clean_room_keys():
         from streams.fanout import sync_redis
 
         client = sync_redis()
-        for pattern in (f"{dj.REDIS_PREFIX}:room:*", f"{dj.REDIS_PREFIX}:rate:*"):
+        for pattern in (f"{dj.REDIS_PREFIX}:room:*", f"{dj.REDIS_PREFIX}:rate:*", f"{dj.REDIS_PREFIX}:gate:*"):
             keys = list(client.scan_iter(match=pattern, count=1000))
             if keys:
                 client.delete(*keys)

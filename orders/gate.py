@@ -1,0 +1,226 @@
+"""A flash sale's admission gate in Redis, in front of PostgreSQL's.
+
+In a flash sale's first second thousands of buyers arrive for a few units. PostgreSQL
+stays the truth: a unit is reserved only by the conditional UPDATE inside
+`services.FLASH_RESERVE_SQL`, so nothing here can oversell. What Redis adds is a cheap
+first answer for the many who cannot win, so that PostgreSQL sees S reservations and a
+few batched reads instead of N reservation statements:
+
+* per stock bucket, a counter of the units still worth trying for (`<prefix>:gate:<bucket>`),
+  seeded from the bucket's `available` and kept for `TTL_MS`; then the next buy seeds it
+  again from PostgreSQL. That is how returned units (an expired reservation, a declined
+  card) and anything Redis got wrong come back, within `TTL_MS` at most;
+* `take` (one Lua script, atomic, `TAKE_LUA`): enough left -> the units are taken and the
+  buy goes on to PostgreSQL; not enough -> refused, with what the counter says is left.
+  The buyers waiting in one process go to Redis together: while one script call is in
+  flight the next arrivals gather, and the next call decides all of them in arrival order
+  (one round trip for a burst, not one per buyer and a connection each);
+* units taken here count as *in flight* (`<prefix>:gate:<bucket>:inflight`) until
+  PostgreSQL has answered the buyer who took them (`settle`); a claim a dead process never
+  settled stops counting `INFLIGHT_TTL_MS` after the bucket's last take;
+* a buyer who took units here but whose reservation did not happen for another reason than
+  the stock (a replayed key, over the limit, a changed offer) gives them back (`give_back`);
+* a refusal here is *confirmed* against PostgreSQL before the buyer hears "sold out"
+  (`orders.fastpath`, one read for every refused buyer waiting in the process): "sold out"
+  only when PostgreSQL's units left, minus those in flight, are fewer than asked for.
+  Redis may send a buyer to PostgreSQL for nothing, but never tells one "sold out" while
+  PostgreSQL has units no buyer is reserving.
+
+When Redis cannot be reached every call answers None and the caller goes straight to
+PostgreSQL (the gate is skipped for `DOWN_SECONDS` rather than timing out on every buy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+TTL_MS = 2000  # how long a seeded counter lives before PostgreSQL is asked again
+DOWN_SECONDS = 5.0  # after a Redis error, how long to skip the gate
+TIMEOUT_SECONDS = 1.0  # one call to Redis, connecting included
+
+INFLIGHT_TTL_MS = 5000  # claims a dead process never settled stop counting this long after the last take
+
+# KEYS[1] the counter, KEYS[2] units taken here whose reservation has not finished yet;
+# ARGV[1] INFLIGHT_TTL_MS, then the units each waiting buyer wants, in arrival order.
+# -> {-1} not seeded | {taken?, left after} per buyer, flattened: {1, 4, 0, 4, ...}
+TAKE_LUA = """
+local left = redis.call('GET', KEYS[1])
+if not left then return {-1} end
+left = tonumber(left)
+local start, out = left, {}
+for i = 2, #ARGV do
+  local qty = tonumber(ARGV[i])
+  if qty <= left then left = left - qty; out[2 * i - 3] = 1 else out[2 * i - 3] = 0 end
+  out[2 * i - 2] = left
+end
+if left < start then
+  redis.call('DECRBY', KEYS[1], start - left)
+  redis.call('INCRBY', KEYS[2], start - left)
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
+return out
+"""
+
+# KEYS[1] the in-flight count; ARGV[1] units whose reservation has finished (never below 0).
+SETTLE_LUA = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0') - tonumber(ARGV[1])
+if n > 0 then redis.call('SET', KEYS[1], n, 'KEEPTTL') else redis.call('DEL', KEYS[1]) end
+return math.max(n, 0)
+"""
+
+# Only while the counter lives: a counter seeded again already counts the units.
+GIVE_BACK_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
+return -1
+"""
+
+TAKEN, REFUSED = 1, 0
+
+Seed = Callable[[], Awaitable[int | None]]
+
+
+def counter_key(bucket_id: int) -> str:
+    return f"{settings.REDIS_PREFIX}:gate:{bucket_id}"
+
+
+def in_flight_key(bucket_id: int) -> str:
+    return f"{settings.REDIS_PREFIX}:gate:{bucket_id}:inflight"
+
+
+class _Gate:
+    """One event loop's Redis client and the buyers waiting for its next call."""
+
+    def __init__(self):
+        import redis.asyncio as aredis
+
+        self.client = aredis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+        )
+        self.take = self.client.register_script(TAKE_LUA)
+        self.give_back = self.client.register_script(GIVE_BACK_LUA)
+        self.settle = self.client.register_script(SETTLE_LUA)
+        self.waiting: dict[int, list[tuple[int, Seed, asyncio.Future]]] = {}
+        self.draining = False
+
+    def ask(self, bucket_id: int, quantity: int, seed: Seed) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(bucket_id, []).append((quantity, seed, future))
+        if not self.draining:
+            self.draining = True
+            asyncio.get_running_loop().create_task(self.drain())
+        return future
+
+    async def drain(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, {}
+                for bucket_id, asks in batch.items():
+                    await self.decide(bucket_id, asks)
+        finally:
+            self.draining = False
+
+    async def decide(self, bucket_id: int, asks: list) -> None:
+        import redis
+
+        key, quantities = counter_key(bucket_id), [quantity for quantity, _seed, _future in asks]
+        keys, args = [key, in_flight_key(bucket_id)], [INFLIGHT_TTL_MS, *quantities]
+        answers = [None] * len(asks)  # None: let PostgreSQL answer
+        try:
+            for _ in range(3):
+                out = await asyncio.wait_for(self.take(keys=keys, args=args), TIMEOUT_SECONDS)
+                if out != [-1]:
+                    answers = [(int(out[i]), int(out[i + 1])) for i in range(0, len(out), 2)]
+                    break
+                available = await asks[0][1]()
+                if available is not None:  # NX: another process may have seeded it a moment ago
+                    await asyncio.wait_for(self.client.set(key, max(0, available), px=TTL_MS, nx=True),
+                                           TIMEOUT_SECONDS)  # fmt: skip
+        except (TimeoutError, redis.RedisError, OSError):
+            _failed("take")
+        except Exception:  # the seed's read failed: PostgreSQL answers these buyers itself
+            log.warning("flash-sale gate: seeding bucket %s failed", bucket_id, exc_info=True)
+        for (_qty, _seed, future), answer in zip(asks, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
+
+
+_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_down_until = [0.0]
+
+
+def _gate() -> _Gate | None:
+    if not settings.REDIS_URL or not settings.ORDERS_REDIS_GATE:
+        return None
+    if time.monotonic() < _down_until[0]:
+        return None
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = _Gate()
+    return gate
+
+
+def _failed(what: str) -> None:
+    if time.monotonic() >= _down_until[0]:  # say it once per lapse, not once per buyer
+        log.warning("flash-sale gate: Redis %s failed; PostgreSQL answers alone for %ss", what, DOWN_SECONDS,
+                    exc_info=True)  # fmt: skip
+    _down_until[0] = time.monotonic() + DOWN_SECONDS
+
+
+async def take(bucket_id: int, quantity: int, *, seed: Seed) -> tuple[int, int] | None:
+    """(TAKEN, left after) or (REFUSED, left) from the counter; None: no gate, ask PostgreSQL.
+
+    `seed` reads the bucket's `available` from PostgreSQL when the counter has lapsed (one
+    read per process per lapse, however many buyers wait for it)."""
+    gate = _gate()
+    if gate is None:
+        return None
+    return await gate.ask(bucket_id, quantity, seed)
+
+
+async def give_back(bucket_id: int, quantity: int) -> None:
+    import redis
+
+    gate = _gate()
+    if gate is None:
+        return
+    try:
+        await asyncio.wait_for(gate.give_back(keys=[counter_key(bucket_id)], args=[quantity]), TIMEOUT_SECONDS)
+    except (TimeoutError, redis.RedisError, OSError):
+        _failed("give back")
+
+
+async def settle(bucket_id: int, quantity: int) -> None:
+    """A buyer who took units here has PostgreSQL's answer: they are no longer in flight."""
+    import redis
+
+    gate = _gate()
+    if gate is None:
+        return
+    try:
+        await asyncio.wait_for(gate.settle(keys=[in_flight_key(bucket_id)], args=[quantity]), TIMEOUT_SECONDS)
+    except (TimeoutError, redis.RedisError, OSError):
+        _failed("settle")
+
+
+async def in_flight(bucket_id: int) -> int:
+    """Units buyers took here whose reservation in PostgreSQL has not finished (0 without Redis)."""
+    import redis
+
+    gate = _gate()
+    if gate is None:
+        return 0
+    try:
+        value = await asyncio.wait_for(gate.client.get(in_flight_key(bucket_id)), TIMEOUT_SECONDS)
+    except (TimeoutError, redis.RedisError, OSError):
+        _failed("read")
+        return 0
+    return max(0, int(value or 0))

@@ -1,0 +1,164 @@
+"""The flash sale's Redis admission gate (orders.gate) in front of PostgreSQL's, against the
+real PostgreSQL and Redis: it can save PostgreSQL work, never sell a unit PostgreSQL does not
+have, never say "sold out" while PostgreSQL still has units, and never hide a buyer's order."""
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async as db
+from django.db.models import Sum
+
+from orders import fastpath, gate, services
+from orders.models import Order, OrderLine, StockBucket
+from orders.tests import factories as f
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_sale(stock: int, buyers: int, limit: int = 1):
+    item = f.shelf_item(stock=stock * 10, live_price="149.00")
+    sale = services.flash_sale_start(user=item.room.host.user, shelf_item_id=item.pk, sale_price="120.00",
+                                     quantity=stock, per_user_limit=limit, duration_seconds=300)  # fmt: skip
+    crowd = []
+    for i in range(buyers):
+        user = f.user(f"gate{i:04d}")
+        crowd.append((user.pk, f.address(user).pk))
+    return item, sale, crowd
+
+
+def books(sale):
+    bucket = StockBucket.objects.get(pk=sale.bucket_id)
+    units = OrderLine.objects.filter(flash_sale=sale).aggregate(n=Sum("quantity"))["n"] or 0
+    return bucket, units
+
+
+async def buy(item, sale, user_id, address_id, key, quantity=1):
+    payload = {"item": item.pk, "sale": sale.pk, "quantity": quantity, "address": address_id, "card": f.CARD_OK,
+               "key": key}  # fmt: skip
+    return await fastpath.place(user_id=user_id, room_id=item.room_id, payload=payload)
+
+
+def codes(placed):
+    return [None if p is None else p[0]["code"] for p in placed]
+
+
+def counter(sale):
+    from streams.fanout import sync_redis
+
+    value = sync_redis().get(gate.counter_key(sale.bucket_id))
+    return None if value is None else int(value)
+
+
+def set_counter(sale, value: int) -> None:
+    from streams.fanout import sync_redis
+
+    sync_redis().set(gate.counter_key(sale.bucket_id), value, px=60_000)
+
+
+@pytest.fixture(autouse=True)
+def _gate_up():
+    gate._down_until[0] = 0.0
+    fastpath._left.clear()
+    fastpath._offers.clear()  # ids start again with each test's tables
+    yield
+    gate._down_until[0] = 0.0
+
+
+async def test_a_burst_through_the_gate_sells_exactly_the_stock_and_every_loser_hears_sold_out():
+    item, sale, crowd = await db(make_sale)(20, 300)
+    placed = await asyncio.gather(*(buy(item, sale, u, a, f"burst-{i:04d}") for i, (u, a) in enumerate(crowd)))
+    answers = codes(placed)
+    assert answers.count("processing") == 20
+    assert answers.count("sold_out") == 280  # every loser answered here, none sent to the slow path
+    assert all(p[0]["left"] == 0 for p in placed if p[0]["code"] == "sold_out")
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, bucket.reserved, units) == (0, 20, 20)
+    assert await db(Order.objects.filter(lines__flash_sale=sale).count)() == 20
+    assert counter(sale) in (0, None)  # the counter was used (or has lapsed since)
+
+
+async def test_a_counter_wrongly_at_zero_never_says_sold_out_while_postgresql_has_units():
+    item, sale, crowd = await db(make_sale)(3, 5)
+    set_counter(sale, 0)  # e.g. units came back (an expired reservation) after the counter was seeded
+    placed = await asyncio.gather(*(buy(item, sale, u, a, f"low-key-{i:03d}") for i, (u, a) in enumerate(crowd)))
+    assert sorted(codes(placed)) == ["processing"] * 3 + ["sold_out"] * 2
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, units) == (0, 3)
+
+
+def in_flight(sale):
+    from streams.fanout import sync_redis
+
+    return int(sync_redis().get(gate.in_flight_key(sale.bucket_id)) or 0)
+
+
+async def test_units_claimed_by_buyers_in_flight_are_not_offered_again_and_a_dead_claim_lapses():
+    item, sale, crowd = await db(make_sale)(3, 2)
+    (u1, a1), (u2, a2) = crowd
+    from streams.fanout import sync_redis
+
+    # Three buyers (in another process) passed the gate and are reserving right now:
+    # PostgreSQL still shows the units, but they are spoken for.
+    set_counter(sale, 0)
+    sync_redis().set(gate.in_flight_key(sale.bucket_id), 3, px=400)
+    placed = await buy(item, sale, u1, a1, "claimed-1")
+    assert placed[0]["code"] == "sold_out" and placed[0]["left"] == 0
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, units) == (3, 0)  # nothing written
+    # That process died before settling: its claim stops counting, the units are sold again.
+    await asyncio.sleep(0.5)
+    assert (await buy(item, sale, u2, a2, "claimed-2"))[0]["code"] == "processing"
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, units) == (2, 1)
+
+
+async def test_a_settled_buy_is_no_longer_in_flight():
+    item, sale, crowd = await db(make_sale)(2, 3)
+    placed = await asyncio.gather(*(buy(item, sale, u, a, f"settle-{i}") for i, (u, a) in enumerate(crowd)))
+    assert sorted(codes(placed)) == ["processing"] * 2 + ["sold_out"]
+    assert in_flight(sale) == 0  # both claims settled once PostgreSQL answered them
+
+
+async def test_a_counter_wrongly_high_never_oversells():
+    item, sale, crowd = await db(make_sale)(2, 12)
+    set_counter(sale, 1000)  # e.g. seeded before units went by another path
+    placed = await asyncio.gather(*(buy(item, sale, u, a, f"high-key-{i:03d}") for i, (u, a) in enumerate(crowd)))
+    assert sorted(codes(placed)) == ["processing"] * 2 + ["sold_out"] * 10
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, bucket.reserved, units) == (0, 2, 2)
+
+
+async def test_a_replay_after_the_sellout_is_not_told_sold_out():
+    item, sale, crowd = await db(make_sale)(1, 2)
+    (u1, a1), (u2, a2) = crowd
+    first = await buy(item, sale, u1, a1, "replay-key-1")
+    assert first[0]["code"] == "processing"
+    assert (await buy(item, sale, u2, a2, "other-key-2"))[0]["code"] == "sold_out"
+    assert counter(sale) == 0
+    # The same buyer's same key: the gate refuses, PostgreSQL's read finds the order, and the
+    # full path (None here) answers with it.
+    assert await buy(item, sale, u1, a1, "replay-key-1") is None
+    assert await db(Order.objects.filter(buyer_id=u1).count)() == 1
+
+
+async def test_units_taken_at_the_gate_for_a_buy_postgresql_refuses_go_back():
+    item, sale, crowd = await db(make_sale)(5, 1, limit=1)
+    (user_id, address_id) = crowd[0]
+    assert (await buy(item, sale, user_id, address_id, "limit-key-1"))[0]["code"] == "processing"
+    assert counter(sale) == 4
+    assert await buy(item, sale, user_id, address_id, "limit-key-2") is None  # over the limit: the full path says so
+    assert counter(sale) == 4  # the unit it took at the gate went back
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, units) == (4, 1)
+
+
+async def test_with_redis_unreachable_postgresql_answers_alone(settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    item, sale, crowd = await db(make_sale)(5, 40)
+    placed = await asyncio.gather(*(buy(item, sale, u, a, f"down-key-{i:03d}") for i, (u, a) in enumerate(crowd)))
+    answers = codes(placed)
+    assert answers.count("processing") == 5
+    assert answers.count("sold_out") == 35
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, bucket.reserved, units) == (0, 5, 5)
+    assert gate._down_until[0] > 0  # the gate noticed and stepped aside
