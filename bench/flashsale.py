@@ -8,10 +8,17 @@ Per buyer it records the time from sending to the `buy.result` frame (the ack: r
 or refused); it then checks the books: units taken never exceed S, the bucket never went
 below zero, and every buyer got exactly one `buy.result`.
 
-In the same run it measures a baseline: the bare atomic stock gate this design uses (one
-conditional `UPDATE ... SET available = available - 1 WHERE id = 1 AND available >= 1`)
-from as many concurrent connections as the web tier gives the gate (web processes x
-ORDERS_FASTPATH_POOL_SIZE), N attempts for S units, with no Django around it.
+In the same run it measures two baselines, with no Django around them:
+
+* `baseline_attempts_per_s`: the gate every buy meets first, the Redis admission script
+  (`orders.gate.TAKE_LUA`, one attempt per call), N attempts for S units from one Python
+  process, one connection;
+* `pg_gate_attempts_per_s`: PostgreSQL's gate behind it, which decides every unit sold (one
+  conditional `UPDATE ... SET available = available - 1 WHERE id = 1 AND available >= 1`)
+  from as many concurrent connections as the web tier gives it (web processes x
+  ORDERS_FASTPATH_POOL_SIZE).
+
+`ratio` is ours over the first, `pg_ratio` over the second.
 
     python bench/flashsale.py [--buyers 2000] [--stock 100,1000] [--workers 2] [--pool 4]
 """
@@ -200,9 +207,14 @@ async def flash_round(buyers: list[Buyer], *, sale_id: int, item_id: int, starts
         for b in buyers
     ]  # fmt: skip
     t_first = time.perf_counter()
+    unsent = 0
     for b, frame in zip(buyers, frames, strict=True):
         b.sent = time.perf_counter()
-        await b.ws.send(frame)
+        try:  # a socket the server closed would wait for its closing handshake forever
+            await asyncio.wait_for(b.ws.send(frame), 10)
+        except Exception as exc:
+            unsent += 1
+            print(f"buy not sent: {exc!r} (socket state {b.ws.state.name})", file=sys.stderr)
     t_sent = time.perf_counter()
     deadline = time.perf_counter() + 120
     while time.perf_counter() < deadline and any(not b.replies for b in buyers):
@@ -210,21 +222,37 @@ async def flash_round(buyers: list[Buyer], *, sale_id: int, item_id: int, starts
     t_last = max((b.replies[0][0] for b in buyers if b.replies), default=time.perf_counter())
     await asyncio.sleep(settle_s)  # any second reply would arrive now
 
+    silent = [b for b in buyers if not b.replies]
+    if silent:
+        states: dict[str, int] = {}
+        for b in silent:
+            state = f"{b.ws.state.name}/{b.ws.close_code}"
+            states[state] = states.get(state, 0) + 1
+        print(f"{len(silent)} buyers got no answer; their sockets: {states}", file=sys.stderr)
     acks = [(b.replies[0][0] - b.sent) * 1000 for b in buyers if b.replies]
     codes: dict[str, int] = {}
+    by_code: dict[str, list[float]] = {}
     for b in buyers:
         for _, reply in b.replies:
             codes[reply.get("code", "?")] = codes.get(reply.get("code", "?"), 0) + 1
+        if b.replies:
+            by_code.setdefault(b.replies[0][1].get("code", "?"), []).append((b.replies[0][0] - b.sent) * 1000)
     return {
         "one_reply_each": all(len(b.replies) == 1 for b in buyers),
         "answered": sum(1 for b in buyers if b.replies),
         "codes": codes,
+        "ack_by_code": {code: ack_summary(ms) for code, ms in by_code.items()},
         "ack_p50_ms": round(statistics.median(acks), 1) if acks else float("nan"),
         "ack_p99_ms": round(percentile(acks, 99), 1),
         "ack_max_ms": round(max(acks), 1) if acks else float("nan"),
         "attempts_per_s": round(len(buyers) / max(1e-6, t_last - t_first)),
-        "send_all_ms": round((t_sent - t_first) * 1000, 1),  # the load generator's own time to send every buy
+        "send_all_ms": round((t_sent - t_first) * 1000, 1),
+        "unsent": unsent,  # the load generator's own time to send every buy
     }
+
+
+def ack_summary(ms: list[float]) -> dict:
+    return {"p50_ms": round(statistics.median(ms), 1), "p99_ms": round(percentile(ms, 99), 1)}
 
 
 # --- the baseline: the bare gate ---------------------------------------------------------
@@ -269,7 +297,38 @@ async def baseline(url: str, *, attempts: int, stock: int, connections: int) -> 
     return {"attempts_per_s": round(attempts / elapsed), "sold": sold, "left": left}
 
 
+def baseline_redis(redis_url: str, *, attempts: int, stock: int) -> dict:
+    """The Redis admission gate bare: the design's own script (`orders.gate.TAKE_LUA`), N
+    attempts for S units from one Python process on one connection, no Django around it."""
+    import redis
+
+    from orders.gate import INFLIGHT_TTL_MS, TAKE_LUA
+
+    client = redis.Redis.from_url(redis_url)
+    key = f"benchgate:{os.getpid()}"
+    keys = [key, key + ":inflight"]
+    client.set(key, stock)
+    take = client.register_script(TAKE_LUA)
+    take(keys=keys, args=[INFLIGHT_TTL_MS, 0])  # load the script (EVALSHA from here on), take nothing
+    sold = 0
+    start = time.perf_counter()
+    for _ in range(attempts):
+        status, _left = take(keys=keys, args=[INFLIGHT_TTL_MS, 1])
+        sold += status == 1
+    elapsed = time.perf_counter() - start
+    left = int(client.get(key))
+    client.delete(*keys)
+    client.close()
+    return {"attempts_per_s": round(attempts / elapsed), "sold": sold, "left": left}
+
+
 # --- main --------------------------------------------------------------------------------
+
+
+async def close(ws) -> None:
+    ws.close_timeout = 2  # one by one at the default 10 s, 2,000 sockets took minutes
+    with contextlib.suppress(Exception):
+        await ws.close()
 
 
 async def run(args) -> list[dict]:
@@ -283,7 +342,9 @@ async def run(args) -> list[dict]:
     # The baseline first, while nothing else holds connections (PostgreSQL allows 100).
     if args.baseline_connections is None:  # what the design runs the gate from: each web process's async pool
         args.baseline_connections = args.workers * args.pool
-    baselines = {stock: await baseline(url, attempts=args.buyers, stock=stock, connections=args.baseline_connections)
+    pg_baselines = {stock: await baseline(url, attempts=args.buyers, stock=stock,
+                                          connections=args.baseline_connections) for stock in stocks}  # fmt: skip
+    baselines = {stock: await asyncio.to_thread(baseline_redis, redis_url, attempts=args.buyers, stock=stock)
                  for stock in stocks}  # fmt: skip
     setup = await asyncio.to_thread(make_room_and_buyers, args.buyers, stocks)
     port = free_port()
@@ -291,7 +352,8 @@ async def run(args) -> list[dict]:
            "ORDERS_FASTPATH_POOL_SIZE": str(args.pool)}  # fmt: skip
     web = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(args.workers), "--log-level", "warning", "--backlog", "4096"],
+         "--workers", str(args.workers), "--ws-per-message-deflate", "false", "--log-level", "warning",
+         "--backlog", "4096"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(ROOT / "var" / "bench-flashsale-web.log", "w"),  # noqa: SIM115
     )  # fmt: skip
     results = []
@@ -309,27 +371,32 @@ async def run(args) -> list[dict]:
             room = await flash_round(buyers, sale_id=sale_id, item_id=item_id, starts_at=starts_at,
                                      stock=stock, settle_s=args.settle)  # fmt: skip
             book = await asyncio.to_thread(books, sale_id, stock)
-            base = baselines[stock]
+            base, pg_base = baselines[stock], pg_baselines[stock]
             result = {
                 "buyers": args.buyers, "stock": stock, "sold": book["taken"],
                 "oversold": max(0, book["taken"] - stock) + (0 if book["available"] >= 0 else 1),
                 "one_reply_each": room["one_reply_each"], "answered": room["answered"],
                 "ack_p50_ms": room["ack_p50_ms"], "ack_p99_ms": room["ack_p99_ms"], "ack_max_ms": room["ack_max_ms"],
                 "attempts_per_s": room["attempts_per_s"], "baseline_attempts_per_s": base["attempts_per_s"],
-                "send_all_ms": room["send_all_ms"],
+                "send_all_ms": room["send_all_ms"], "unsent": room["unsent"],
                 "ratio": round(room["attempts_per_s"] / base["attempts_per_s"], 2),
+                "pg_gate_attempts_per_s": pg_base["attempts_per_s"],
+                "pg_ratio": round(room["attempts_per_s"] / pg_base["attempts_per_s"], 2),
                 "conserved": book["conserved"] and book["line_units"] == book["taken"],
-                "codes": room["codes"], "baseline_sold": base["sold"], "web_processes": args.workers,
+                "codes": room["codes"], "ack_by_code": room["ack_by_code"],
+                "baseline_sold": base["sold"], "pg_gate_sold": pg_base["sold"],
+                "web_processes": args.workers,
                 "baseline_connections": args.baseline_connections, "fast_pool": args.pool,
             }  # fmt: skip
             results.append(result)
     finally:
         for task in readers:
             task.cancel()
-        for b in buyers:
-            if b.ws is not None:
-                with contextlib.suppress(Exception):
-                    await b.ws.close()
+        if sys.exc_info()[0] is not None:
+            import traceback
+
+            traceback.print_exc()  # now, not after the sockets below have closed
+        await asyncio.gather(*(close(b.ws) for b in buyers if b.ws is not None))
         web.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             web.wait(15)
@@ -358,7 +425,7 @@ def main() -> int:
     results = asyncio.run(run(args))
 
     cols = ["stock", "sold", "oversold", "one_reply_each", "ack_p50_ms", "ack_p99_ms", "attempts_per_s",
-            "baseline_attempts_per_s", "ratio"]  # fmt: skip
+            "baseline_attempts_per_s", "ratio", "pg_gate_attempts_per_s", "pg_ratio"]  # fmt: skip
     print()
     print(f"flash sale: {args.buyers} websocket buyers, one live room, limit 1 each")
     print(" | ".join(f"{c:>14}" for c in cols))
