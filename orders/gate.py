@@ -186,41 +186,30 @@ async def take(bucket_id: int, quantity: int, *, seed: Seed) -> tuple[int, int] 
     return await gate.ask(bucket_id, quantity, seed)
 
 
-async def give_back(bucket_id: int, quantity: int) -> None:
+async def _call(what: str, call):
+    """`call(gate)` within TIMEOUT_SECONDS; None when there is no gate or Redis failed."""
     import redis
 
     gate = _gate()
     if gate is None:
-        return
+        return None
     try:
-        await asyncio.wait_for(gate.give_back(keys=[counter_key(bucket_id)], args=[quantity]), TIMEOUT_SECONDS)
+        return await asyncio.wait_for(call(gate), TIMEOUT_SECONDS)
     except (TimeoutError, redis.RedisError, OSError):
-        _failed("give back")
+        _failed(what)
+        return None
+
+
+async def give_back(bucket_id: int, quantity: int) -> None:
+    await _call("give back", lambda gate: gate.give_back(keys=[counter_key(bucket_id)], args=[quantity]))
 
 
 async def settle(bucket_id: int, quantity: int) -> None:
     """A buyer who took units here has PostgreSQL's answer: they are no longer in flight."""
-    import redis
-
-    gate = _gate()
-    if gate is None:
-        return
-    try:
-        await asyncio.wait_for(gate.settle(keys=[in_flight_key(bucket_id)], args=[quantity]), TIMEOUT_SECONDS)
-    except (TimeoutError, redis.RedisError, OSError):
-        _failed("settle")
+    await _call("settle", lambda gate: gate.settle(keys=[in_flight_key(bucket_id)], args=[quantity]))
 
 
 async def in_flight(bucket_id: int) -> int:
     """Units buyers took here whose reservation in PostgreSQL has not finished (0 without Redis)."""
-    import redis
-
-    gate = _gate()
-    if gate is None:
-        return 0
-    try:
-        value = await asyncio.wait_for(gate.client.get(in_flight_key(bucket_id)), TIMEOUT_SECONDS)
-    except (TimeoutError, redis.RedisError, OSError):
-        _failed("read")
-        return 0
+    value = await _call("read", lambda gate: gate.client.get(in_flight_key(bucket_id)))
     return max(0, int(value or 0))
