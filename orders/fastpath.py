@@ -11,8 +11,9 @@ owned by the event loop: no thread hop, no Django ORM, and the buys proceed conc
 * Before that statement, the Redis admission gate (`orders.gate`): a buyer it refuses never
   runs the statement; the refusal is confirmed against PostgreSQL by ONE read for every
   refused buyer waiting in this process (`_Confirmations`): units left that no buyer in
-  flight has claimed, sale still open, the key not used yet. So PostgreSQL sees S reservations and a few reads for N buyers,
-  and Redis never has the last word on "sold out".
+  flight has claimed, sale still open, the key not used yet. So PostgreSQL sees S
+  reservations and a few reads for N buyers, and Redis never has the last word on "sold
+  out".
 * Without Redis (down, or not configured): once this process has seen a bucket run dry, a
   buy first asks one indexed read (`services.precheck_query`).
 * Anything else (a replayed key, over the limit, a room not live, a sale not started, a
