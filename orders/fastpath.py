@@ -10,7 +10,7 @@ owned by the event loop: no thread hop, no Django ORM, and the buys proceed conc
   reserved, or sold out.
 * Before that statement, the Redis admission gate (`orders.gate`): a buyer it refuses never
   runs the statement; the refusal is confirmed against PostgreSQL by ONE read for every
-  refused buyer waiting in this process (`_Confirmations`): units left that no buyer in
+  refused buyer waiting in this process (`_confirm`): units left that no buyer in
   flight has claimed, sale still open, the key not used yet. So PostgreSQL sees S
   reservations and a few reads for N buyers, and Redis never has the last word on "sold
   out".
@@ -33,6 +33,7 @@ import weakref
 from django.conf import settings
 
 from orders import errors, gate, live, services
+from orders.batches import Batches
 from orders.payments import parse_card
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,8 @@ async def place(*, user_id: int, room_id: int, payload: dict) -> tuple[dict, int
         if ticket is not None and ticket[0] == gate.REFUSED:
             # Redis says too few are left: PostgreSQL confirms (one read for every buyer
             # waiting for it in this process) before the buyer hears it.
-            confirmed = await _confirmations().ask(conninfo, offer=offer, user_id=user_id, key=key)
+            sale = (offer.sale_id, offer.item_id, offer.room_id, offer.bucket_id)
+            confirmed = await _confirmations().ask(sale, (user_id, key))
             if confirmed is None:
                 return None
             left, replay = confirmed
@@ -296,69 +298,35 @@ async def _available(conninfo: str, bucket_id: int) -> int | None:
     return None if row is None else row[0]
 
 
-class _Confirmations:
-    """Buyers the Redis gate refused, waiting for PostgreSQL's word. While one read is in
-    flight the next ones gather, so a burst of refusals costs a few reads, not one each."""
+async def _confirm(sale: tuple[int, int, int, int], asks: list[tuple[int, str]]) -> list:
+    """Buyers the Redis gate refused, for one sale, in one read: per (user, key), (units left
+    that no buyer in flight has claimed, or None when the sale is not open to buyers; this
+    key has an order). Batched per event loop (`_confirmations`), so a burst of refusals
+    costs a few reads, not one each."""
+    from django.utils import timezone
 
-    def __init__(self):
-        self.waiting: dict[tuple[int, int, int, int], list[tuple[int, str, asyncio.Future]]] = {}
-        self.draining = False
-
-    async def ask(self, conninfo: str, *, offer, user_id: int, key: str) -> tuple[int | None, bool] | None:
-        """(units left that no buyer in flight has claimed, or None when the sale is not open
-        to buyers; this key has an order)."""
-        future = asyncio.get_running_loop().create_future()
-        self.waiting.setdefault((offer.sale_id, offer.item_id, offer.room_id, offer.bucket_id), []).append(
-            (user_id, key, future)
-        )
-        if not self.draining:
-            self.draining = True
-            asyncio.get_running_loop().create_task(self.drain(conninfo))
-        return await future
-
-    async def drain(self, conninfo: str) -> None:
-        try:
-            while self.waiting:
-                batch, self.waiting = self.waiting, {}
-                for (sale_id, item_id, room_id, bucket_id), asks in batch.items():
-                    await self._answer(conninfo, sale_id, item_id, room_id, bucket_id, asks)
-        finally:
-            self.draining = False
-
-    async def _answer(self, conninfo: str, sale_id: int, item_id: int, room_id: int, bucket_id: int,
-                      asks: list) -> None:  # fmt: skip
-        from django.utils import timezone
-
-        params = {"sale": sale_id, "item": item_id, "room": room_id, "now": timezone.now(),
-                  "users": [a[0] for a in asks], "keys": [a[1] for a in asks]}  # fmt: skip
-        try:
-            async with _read_pool().connection(conninfo) as conn:
-                left, replays = await (await conn.execute(services.SOLD_OUT_CONFIRM_SQL, params)).fetchone()
-            # Units that buyers who passed the gate are reserving right now are not free:
-            # read AFTER PostgreSQL, so a claim settling in between is not subtracted twice
-            # (the error, if any, sends a buyer to PostgreSQL for nothing).
-            if left is not None:
-                left -= await gate.in_flight(bucket_id)
-        except Exception:
-            log.warning("confirming %d refusals failed; the full path answers them", len(asks), exc_info=True)
-            for *_, future in asks:
-                if not future.done():
-                    future.set_result(None)
-            return
-        replays = set(replays)
-        for n, (_user, _key, future) in enumerate(asks, 1):
-            if not future.done():
-                future.set_result((left, n in replays))
+    sale_id, item_id, room_id, bucket_id = sale
+    params = {"sale": sale_id, "item": item_id, "room": room_id, "now": timezone.now(),
+              "users": [user for user, _key in asks], "keys": [key for _user, key in asks]}  # fmt: skip
+    async with _read_pool().connection(_conninfo()) as conn:
+        left, replays = await (await conn.execute(services.SOLD_OUT_CONFIRM_SQL, params)).fetchone()
+    # Units that buyers who passed the gate are reserving right now are not free: read
+    # AFTER PostgreSQL, so a claim settling in between is not subtracted twice (the error,
+    # if any, sends a buyer to PostgreSQL for nothing).
+    if left is not None:
+        left -= await gate.in_flight(bucket_id)
+    replays = set(replays)
+    return [(left, n in replays) for n in range(1, len(asks) + 1)]
 
 
 _confirmers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _confirmations() -> _Confirmations:
+def _confirmations() -> Batches:
     loop = asyncio.get_running_loop()
     confirmer = _confirmers.get(loop)
     if confirmer is None:
-        confirmer = _confirmers[loop] = _Confirmations()
+        confirmer = _confirmers[loop] = Batches(_confirm)
     return confirmer
 
 

@@ -40,6 +40,8 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
+from orders.batches import Batches
+
 log = logging.getLogger(__name__)
 
 TTL_MS = 2000  # how long a seeded counter lives before PostgreSQL is asked again
@@ -96,7 +98,7 @@ def in_flight_key(bucket_id: int) -> str:
 
 
 class _Gate:
-    """One event loop's Redis client and the buyers waiting for its next call."""
+    """One event loop's Redis client, and the buyers waiting for its next call."""
 
     def __init__(self):
         import redis.asyncio as aredis
@@ -107,49 +109,26 @@ class _Gate:
         self.take = self.client.register_script(TAKE_LUA)
         self.give_back = self.client.register_script(GIVE_BACK_LUA)
         self.settle = self.client.register_script(SETTLE_LUA)
-        self.waiting: dict[int, list[tuple[int, Seed, asyncio.Future]]] = {}
-        self.draining = False
+        self.batches = Batches(self.decide)
 
-    def ask(self, bucket_id: int, quantity: int, seed: Seed) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self.waiting.setdefault(bucket_id, []).append((quantity, seed, future))
-        if not self.draining:
-            self.draining = True
-            asyncio.get_running_loop().create_task(self.drain())
-        return future
-
-    async def drain(self) -> None:
-        try:
-            while self.waiting:
-                batch, self.waiting = self.waiting, {}
-                for bucket_id, asks in batch.items():
-                    await self.decide(bucket_id, asks)
-        finally:
-            self.draining = False
-
-    async def decide(self, bucket_id: int, asks: list) -> None:
+    async def decide(self, bucket_id: int, asks: list[tuple[int, Seed]]) -> list[tuple[int, int] | None]:
+        """Per (quantity, seed) in arrival order: (TAKEN | REFUSED, left), or None: ask PostgreSQL."""
         import redis
 
-        key, quantities = counter_key(bucket_id), [quantity for quantity, _seed, _future in asks]
-        keys, args = [key, in_flight_key(bucket_id)], [INFLIGHT_TTL_MS, *quantities]
-        answers = [None] * len(asks)  # None: let PostgreSQL answer
+        keys = [counter_key(bucket_id), in_flight_key(bucket_id)]
+        args = [INFLIGHT_TTL_MS, *(quantity for quantity, _seed in asks)]
         try:
             for _ in range(3):
                 out = await asyncio.wait_for(self.take(keys=keys, args=args), TIMEOUT_SECONDS)
                 if out != [-1]:
-                    answers = [(int(out[i]), int(out[i + 1])) for i in range(0, len(out), 2)]
-                    break
+                    return [(int(out[i]), int(out[i + 1])) for i in range(0, len(out), 2)]
                 available = await asks[0][1]()
                 if available is not None:  # NX: another process may have seeded it a moment ago
-                    await asyncio.wait_for(self.client.set(key, max(0, available), px=TTL_MS, nx=True),
+                    await asyncio.wait_for(self.client.set(keys[0], max(0, available), px=TTL_MS, nx=True),
                                            TIMEOUT_SECONDS)  # fmt: skip
         except (TimeoutError, redis.RedisError, OSError):
             _failed("take")
-        except Exception:  # the seed's read failed: PostgreSQL answers these buyers itself
-            log.warning("flash-sale gate: seeding bucket %s failed", bucket_id, exc_info=True)
-        for (_qty, _seed, future), answer in zip(asks, answers, strict=True):
-            if not future.done():
-                future.set_result(answer)
+        return [None] * len(asks)  # lapsing faster than it is seeded, or Redis failed
 
 
 _gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -183,7 +162,7 @@ async def take(bucket_id: int, quantity: int, *, seed: Seed) -> tuple[int, int] 
     gate = _gate()
     if gate is None:
         return None
-    return await gate.ask(bucket_id, quantity, seed)
+    return await gate.batches.ask(bucket_id, (quantity, seed))
 
 
 async def _call(what: str, call):
