@@ -1,3 +1,6 @@
+import threading
+import time
+
 import pytest
 
 
@@ -22,6 +25,33 @@ def _clean_room_keys():
             if keys:
                 client.delete(*keys)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _room_events_sent(django_db_blocker):
+    """A buy's stock and sold-out events go out from timer and executor threads a moment
+    later; let them finish before the test's tables are flushed (a flush racing the stock
+    read of one of them deadlocked)."""
+    yield
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # a timer may arm the next one
+        timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()]
+        if not timers:
+            break
+        for timer in timers:
+            timer.join(max(0.0, deadline - time.monotonic()))
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock():
+        while time.monotonic() < deadline:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                               " AND pid <> pg_backend_pid() AND state NOT IN ('idle')")  # fmt: skip
+                if not cursor.fetchone()[0]:
+                    break
+            time.sleep(0.02)
 
 
 @pytest.fixture(scope="session", autouse=True)
