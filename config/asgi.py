@@ -47,8 +47,24 @@ _warm_url_resolvers(get_resolver())
 if settings.EMBEDDED and settings.EMBEDDED_BEAT:
     embedded_beat.start()
 
+
+async def lifespan(scope, receive, send) -> None:
+    """The server's start and stop (ASGI lifespan): the flash sale's connections open at start."""
+    from orders import fastpath
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await fastpath.warm()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 application = ProtocolTypeRouter(
     {
+        "lifespan": lifespan,
         # The sandbox retailer's signed API skips Django's middleware (retailer/asgi.py).
         "http": retailer_asgi.mount(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(SessionAuthMiddleware(URLRouter(websocket_urlpatterns))),

@@ -1,10 +1,10 @@
 """Calls that gather while one is in flight (one per event loop and purpose).
 
 `Batches(decide).ask(key, item)` returns a future; while a `decide` call runs, later asks
-wait, and the next call gets every item asked under one key since, in arrival order. A
-burst of a thousand buyers then costs a few round trips, not a thousand. `decide(key,
-items)` returns one answer per item; if it raises, every item of that batch gets None
-(the caller's "not decided here")."""
+wait, and the next call gets every item asked under one key since, in arrival order (at
+most `limit` of them; the rest wait for the call after). A burst of a thousand buyers then
+costs a few round trips, not a thousand. `decide(key, items)` returns one answer per item;
+if it raises, every item of that batch gets None (the caller's "not decided here")."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 
 
 class Batches:
-    def __init__(self, decide: Callable[[Hashable, list], Awaitable[list]]):
+    def __init__(self, decide: Callable[[Hashable, list], Awaitable[list]], limit: int | None = None):
         self.decide = decide
+        self.limit = limit
         self.waiting: dict[Hashable, list[tuple[object, asyncio.Future]]] = {}
         self.task: asyncio.Task | None = None  # the drain running now (held: the loop keeps only weak references)
 
@@ -34,6 +35,9 @@ class Batches:
             while self.waiting:
                 batch, self.waiting = self.waiting, {}
                 for key, asks in batch.items():
+                    if self.limit is not None and len(asks) > self.limit:
+                        asks, later = asks[: self.limit], asks[self.limit :]
+                        self.waiting[key] = later + self.waiting.get(key, [])  # first in the next call
                     try:
                         answers = await self.decide(key, [item for item, _future in asks])
                     except Exception:

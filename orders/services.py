@@ -107,11 +107,18 @@ def buy_fingerprint(*, shelf_item_id: int, quantity: int, address_id: int | None
 
 
 def _new_number(now: datetime) -> str:
-    tail = "".join(secrets.choice(NUMBER_ALPHABET) for _ in range(6))
+    n, tail = secrets.randbelow(len(NUMBER_ALPHABET) ** 6), ""  # one draw, not six (a flash sale makes thousands)
+    for _ in range(6):
+        n, digit = divmod(n, len(NUMBER_ALPHABET))
+        tail += NUMBER_ALPHABET[digit]
     return f"LM{now:%y%m}-{tail}"
 
 
 # --- what is on offer --------------------------------------------------------------------
+
+
+RESERVED_PAYING = "Reserved for you. Taking the payment…"
+RESERVED_UNPAID = "Reserved for you. Pay to confirm the order."
 
 
 @dataclass
@@ -297,7 +304,7 @@ def _answer(order: Order, *, replayed: bool = False) -> PlaceResult:
                                order, replayed)  # fmt: skip
         if payment is not None and payment.status == Payment.Status.PROCESSING:
             return PlaceResult(True, "processing", "Your payment is being processed.", order, replayed)
-        return PlaceResult(True, "reserved", "Reserved for you. Pay to confirm the order.", order, replayed)
+        return PlaceResult(True, "reserved", RESERVED_UNPAID, order, replayed)
     if order.status == S.PAYMENT_FAILED:
         message = errors.PaymentDeclined.message
         return PlaceResult(False, errors.PaymentDeclined.code, message, order, replayed)
@@ -398,9 +405,8 @@ def order_place(
 
     if defer_payment:
         if card is not None:
-            return PlaceResult(True, "processing", "Reserved for you. Taking the payment…", order, lines=[line],
-                               pay_with=card)  # fmt: skip
-        return PlaceResult(True, "reserved", "Reserved for you. Pay to confirm the order.", order, lines=[line])
+            return PlaceResult(True, "processing", RESERVED_PAYING, order, lines=[line], pay_with=card)
+        return PlaceResult(True, "reserved", RESERVED_UNPAID, order, lines=[line])
     if card is not None:
         _pay(order_id=order.pk, card=card, actor=user)
         _wait_settled(order.pk)
@@ -661,24 +667,34 @@ def flash_offer(*, sale_id: int, item_id: int, room_id: int, row) -> FlashOffer 
 
 SOLD_OUT_MARK = "orders.sold_out:"
 
-FLASH_RESERVE_SQL = """
-WITH offer AS (
-  SELECT 1 AS ok FROM orders_flashsale s
+# The offer's rows, every cached value re-checked (the sale's window and the key are per buyer).
+_FLASH_OFFER_ROWS = """orders_flashsale s
   JOIN streams_shelfitem i ON i.id = s.shelf_item_id JOIN streams_room r ON r.id = i.room_id
   JOIN catalog_product p ON p.id = i.product_id LEFT JOIN catalog_category c ON c.id = p.category_id
   JOIN catalog_retailer rt ON rt.id = p.retailer_id
   WHERE s.id = %(sale)s AND s.shelf_item_id = %(item)s AND i.room_id = %(room)s AND r.status = 'live'
     AND i.is_active AND p.sellable AND p.self_operated AND p.in_feed
-    AND s.starts_at <= %(now)s AND s.ends_at > %(now)s AND s.bucket_id = %(bucket)s AND i.product_id = %(product)s
+    AND s.bucket_id = %(bucket)s AND i.product_id = %(product)s
     AND s.sale_price = %(unit)s AND s.per_user_limit = %(limit)s AND s.reservation_minutes = %(hold)s
     AND p.title = %(title)s AND p.sku = %(sku)s AND p.list_price = %(list)s AND p.currency = %(currency)s
-    AND COALESCE(p.commission_rate, c.commission_rate, rt.default_commission_rate) = %(rate)s
+    AND COALESCE(p.commission_rate, c.commission_rate, rt.default_commission_rate) = %(rate)s"""
+_ADDRESS_SNAPSHOT = """jsonb_build_object('recipient', a.recipient, 'phone', a.phone, 'province', a.province,
+    'city', a.city, 'district', a.district, 'line', a.line, 'postal_code', a.postal_code)"""
+_ADDRESS_COMPLETE = "a.recipient <> '' AND a.phone <> '' AND a.province <> '' AND a.city <> '' AND a.line <> ''"
+# The statements below are put together from these constants (S608); values go as parameters.
+# A refusal is an error, so that nothing the statement wrote stays:
+_SOLD_OUT_RAISE = (
+    f"('{SOLD_OUT_MARK}' || COALESCE((SELECT b.available FROM orders_stockbucket b WHERE b.id = %(bucket)s), 0))::int"  # noqa: S608
+)
+
+FLASH_RESERVE_SQL = f"""
+WITH offer AS (
+  SELECT 1 AS ok FROM {_FLASH_OFFER_ROWS}
+    AND s.starts_at <= %(now)s AND s.ends_at > %(now)s
     AND NOT EXISTS (SELECT 1 FROM orders_order o WHERE o.buyer_id = %(user)s AND o.idempotency_key = %(key)s)
 ), addr AS (
-  SELECT jsonb_build_object('recipient', a.recipient, 'phone', a.phone, 'province', a.province, 'city', a.city,
-    'district', a.district, 'line', a.line, 'postal_code', a.postal_code) AS snap
-  FROM accounts_address a WHERE a.id = %(address)s AND a.user_id = %(user)s AND a.recipient <> ''
-    AND a.phone <> '' AND a.province <> '' AND a.city <> '' AND a.line <> ''
+  SELECT {_ADDRESS_SNAPSHOT} AS snap
+  FROM accounts_address a WHERE a.id = %(address)s AND a.user_id = %(user)s AND {_ADDRESS_COMPLETE}
 ), allow AS (
   INSERT INTO orders_purchaseallowance (user_id, bucket_id, units)
   SELECT %(user)s, %(bucket)s, %(qty)s FROM offer, addr WHERE true
@@ -706,47 +722,117 @@ WITH offer AS (
   UPDATE orders_flashsale SET sold_out_at = %(now)s
   WHERE id = %(sale)s AND sold_out_at IS NULL AND EXISTS (SELECT 1 FROM take WHERE available = 0) RETURNING id
 )
-SELECT (SELECT ok FROM offer), (SELECT count(*) FROM addr), (SELECT units FROM allow), (SELECT available FROM take),
-  (SELECT id FROM ord), (SELECT id FROM line), (SELECT id FROM gone),
-  CASE WHEN EXISTS (SELECT 1 FROM allow) AND NOT EXISTS (SELECT 1 FROM take) THEN
-    ('orders.sold_out:' || COALESCE((SELECT b.available FROM orders_stockbucket b WHERE b.id = %(bucket)s), 0))::int
-  END
-"""
+SELECT (SELECT ok FROM offer), (SELECT units FROM allow), (SELECT available FROM take), (SELECT id FROM ord),
+  (SELECT id FROM gone),
+  CASE WHEN EXISTS (SELECT 1 FROM allow) AND NOT EXISTS (SELECT 1 FROM take) THEN {_SOLD_OUT_RAISE} END
+"""  # noqa: S608
+
+# Many buyers of one offer in ONE statement: FLASH_RESERVE_SQL's checks and writes per
+# buyer (arrays, in arrival order `n`), and THE gate once, for the units of every buyer who
+# got this far. Per buyer in arrival order: (n, the offer holds, order id or NULL, units left
+# after the whole batch, the sale sold out now, the refusal). A buyer twice in one batch
+# (ON CONFLICT cannot touch a row twice) or a gate that refuses raises: nothing stays, and
+# the caller tries each buyer on their own.
+FLASH_RESERVE_BATCH_SQL = f"""
+WITH req AS (
+  SELECT * FROM unnest(%(users)s::bigint[], %(keys)s::text[], %(addresses)s::bigint[], %(qtys)s::int[],
+    %(numbers)s::text[], %(subtotals)s::numeric[], %(discounts)s::numeric[], %(totals)s::numeric[],
+    %(commissions)s::numeric[], %(labels)s::text[], %(fingerprints)s::text[], %(expires_list)s::timestamptz[],
+    %(nows)s::timestamptz[]) WITH ORDINALITY AS r(user_id, key, address_id, qty, number, subtotal, discount, total,
+    commission, label, fingerprint, expires, at, n)
+), offer AS (
+  SELECT s.starts_at, s.ends_at FROM {_FLASH_OFFER_ROWS}
+), ok AS (
+  SELECT req.*, {_ADDRESS_SNAPSHOT} AS snap FROM req
+  JOIN offer ON offer.starts_at <= req.at AND offer.ends_at > req.at
+  JOIN accounts_address a ON a.id = req.address_id AND a.user_id = req.user_id AND {_ADDRESS_COMPLETE}
+  WHERE NOT EXISTS (SELECT 1 FROM orders_order o WHERE o.buyer_id = req.user_id AND o.idempotency_key = req.key)
+), allow AS (
+  INSERT INTO orders_purchaseallowance (user_id, bucket_id, units)
+  SELECT user_id, %(bucket)s, qty FROM ok ORDER BY user_id
+  ON CONFLICT (user_id, bucket_id) DO UPDATE SET units = orders_purchaseallowance.units + excluded.units
+  WHERE orders_purchaseallowance.units + excluded.units <= %(limit)s RETURNING user_id
+), ord AS (
+  INSERT INTO orders_order (number, buyer_id, room_id, status, currency, subtotal, shipping, discount, total,
+    commission_total, address, payment_label, idempotency_key, request_fingerprint, expires_at, created_at, updated_at)
+  SELECT ok.number, ok.user_id, %(room)s, %(status)s, %(currency)s, ok.subtotal, %(shipping)s, ok.discount,
+    ok.total, ok.commission, ok.snap, ok.label, ok.key, ok.fingerprint, ok.expires, ok.at, ok.at
+  FROM ok JOIN allow USING (user_id) ORDER BY ok.n RETURNING id, buyer_id, idempotency_key
+), line AS (
+  INSERT INTO orders_orderline (order_id, shelf_item_id, product_id, flash_sale_id, bucket_id, title, sku,
+    unit_price, list_price, quantity, line_total, commission_rate, commission_amount)
+  SELECT ord.id, %(item)s, %(product)s, %(sale)s, %(bucket)s, %(title)s, %(sku)s, %(unit)s, %(list)s, ok.qty,
+    ok.subtotal, %(rate)s, ok.commission
+  FROM ord JOIN ok ON ok.user_id = ord.buyer_id AND ok.key = ord.idempotency_key RETURNING id
+), ev AS (
+  INSERT INTO orders_orderevent (order_id, from_status, to_status, actor_kind, actor_id, reason, at)
+  SELECT ord.id, '', %(status)s, 'buyer', ord.buyer_id, 'Order placed, stock reserved', ok.at
+  FROM ord JOIN ok ON ok.user_id = ord.buyer_id AND ok.key = ord.idempotency_key RETURNING id
+), want AS (
+  SELECT COALESCE(sum(ok.qty), 0)::int AS units FROM ok JOIN allow USING (user_id)
+), take AS (
+  UPDATE orders_stockbucket b SET available = b.available - want.units, reserved = b.reserved + want.units,
+    updated_at = %(now)s
+  FROM want WHERE b.id = %(bucket)s AND want.units > 0 AND b.available >= want.units
+    AND (SELECT count(*) FROM line) = (SELECT count(*) FROM ev)
+  RETURNING b.available
+), gone AS (
+  UPDATE orders_flashsale SET sold_out_at = %(now)s
+  WHERE id = %(sale)s AND sold_out_at IS NULL AND EXISTS (SELECT 1 FROM take WHERE available = 0) RETURNING id
+)
+SELECT req.n, EXISTS (SELECT 1 FROM offer), ord.id, (SELECT available FROM take), (SELECT id FROM gone),
+  CASE WHEN (SELECT units FROM want) > 0 AND NOT EXISTS (SELECT 1 FROM take) THEN {_SOLD_OUT_RAISE} END
+FROM req LEFT JOIN ord ON ord.buyer_id = req.user_id AND ord.idempotency_key = req.key ORDER BY req.n
+"""  # noqa: S608
+
+# What every buyer of one batch shares (FlashOffer's facts), and what each has of their own.
+_BATCH_SHARED = ("sale", "item", "room", "bucket", "product", "unit", "limit", "hold", "title", "sku", "list",
+                 "currency", "rate", "status", "shipping")  # fmt: skip
+_BATCH_OWN = {"users": "user", "keys": "key", "addresses": "address", "qtys": "qty", "numbers": "number",
+              "subtotals": "subtotal", "discounts": "discount", "totals": "total", "commissions": "commission",
+              "labels": "label", "fingerprints": "fingerprint", "expires_list": "expires", "nows": "now"}  # fmt: skip
+
+
+def flash_batch_params(batch: list[dict]) -> dict:
+    """FLASH_RESERVE_BATCH_SQL's parameters for buyers whose `flash_buy` parameters share an offer."""
+    params = {name: batch[0][name] for name in _BATCH_SHARED}
+    for name, own in _BATCH_OWN.items():
+        params[name] = [buyer[own] for buyer in batch]
+    params["now"] = max(params["nows"])
+    return params
 
 
 def flash_buy(*, offer: FlashOffer, user_id: int, quantity: int, address_id: int, key: str, fingerprint: str,
-              card: Card | None) -> tuple[dict, Order, OrderLine]:  # fmt: skip
-    """The parameters of FLASH_RESERVE_SQL, and the order and line it writes (unsaved):
-    the same figures `_reserve` computes from a resolved offer."""
+              card: Card | None) -> dict:  # fmt: skip
+    """The parameters of FLASH_RESERVE_SQL: the same figures `_reserve` computes from a
+    resolved offer (plain values: building the models cost more than the statement)."""
     now = timezone.now()
     subtotal = (offer.unit_price * quantity).quantize(CENT)
     list_total = (offer.list_price * quantity).quantize(CENT)
     commission = (subtotal * offer.rate).quantize(CENT)
     shipping = Decimal("0.00")
-    order = Order(
-        number=_new_number(now), buyer_id=user_id, room_id=offer.room_id, status=S.PENDING_PAYMENT,
-        currency=offer.currency, subtotal=subtotal, shipping=shipping,
-        discount=max(Decimal("0.00"), list_total - subtotal), total=subtotal + shipping,
-        commission_total=commission, address={}, payment_label=card.label if card else "",
-        idempotency_key=key, request_fingerprint=fingerprint,
-        expires_at=now + timedelta(minutes=offer.hold_minutes), created_at=now, updated_at=now,
-    )  # fmt: skip
-    line = OrderLine(
-        order=order, shelf_item_id=offer.item_id, product_id=offer.product_id, flash_sale_id=offer.sale_id,
-        bucket_id=offer.bucket_id, title=offer.title, sku=offer.sku, unit_price=offer.unit_price,
-        list_price=offer.list_price, quantity=quantity, line_total=subtotal, commission_rate=offer.rate,
-        commission_amount=commission,
-    )  # fmt: skip
-    params = {
+    return {
         "sale": offer.sale_id, "item": offer.item_id, "room": offer.room_id, "bucket": offer.bucket_id,
         "product": offer.product_id, "unit": offer.unit_price, "limit": offer.per_user_limit,
         "hold": offer.hold_minutes, "title": offer.title, "sku": offer.sku, "list": offer.list_price,
         "currency": offer.currency, "rate": offer.rate, "user": user_id, "key": key, "address": address_id,
-        "qty": quantity, "now": now, "number": order.number, "status": order.status, "subtotal": subtotal,
-        "shipping": shipping, "discount": order.discount, "total": order.total, "commission": commission,
-        "label": order.payment_label, "fingerprint": fingerprint, "expires": order.expires_at,
+        "qty": quantity, "now": now, "number": _new_number(now), "status": S.PENDING_PAYMENT,
+        "subtotal": subtotal, "shipping": shipping, "discount": max(Decimal("0.00"), list_total - subtotal),
+        "total": subtotal + shipping, "commission": commission, "label": card.label if card else "",
+        "fingerprint": fingerprint, "expires": now + timedelta(minutes=offer.hold_minutes),
     }  # fmt: skip
-    return params, order, line
+
+
+def flash_answer(params: dict, *, card: Card | None) -> dict:
+    """The buyer's answer to a reservation FLASH_RESERVE_SQL made with `params`: what
+    `order_place(defer_payment=True)` answers for the same order."""
+    order = live.summary(number=params["number"], status=params["status"], currency=params["currency"],
+                         subtotal=params["subtotal"], shipping=params["shipping"], discount=params["discount"],
+                         total=params["total"], payment=params["label"], expires_at=params["expires"],
+                         lines=[(params["item"], params["title"], params["qty"], params["unit"])])  # fmt: skip
+    if card is not None:
+        return {"ok": True, "code": "processing", "message": RESERVED_PAYING, "order": order}
+    return {"ok": True, "code": "reserved", "message": RESERVED_UNPAID, "order": order}
 
 
 # --- paying ------------------------------------------------------------------------------

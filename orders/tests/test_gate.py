@@ -77,6 +77,55 @@ async def test_a_burst_through_the_gate_sells_exactly_the_stock_and_every_loser_
     assert counter(sale) in (0, None)  # the counter was used (or has lapsed since)
 
 
+def transactions_that_wrote(sale) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(DISTINCT o.xmin::text) FROM orders_order o JOIN orders_orderline l"
+                       " ON l.order_id = o.id WHERE l.flash_sale_id = %s", [sale.pk])  # fmt: skip
+        return cursor.fetchone()[0]
+
+
+async def test_buyers_who_pass_the_gate_together_are_reserved_in_one_transaction():
+    """The hot stock row changes hands once per batch, not once per buyer."""
+    item, sale, crowd = await db(make_sale)(40, 40)
+    placed = await asyncio.gather(*(buy(item, sale, u, a, f"batch-{i:03d}") for i, (u, a) in enumerate(crowd)))
+    assert codes(placed) == ["processing"] * 40
+    assert len({p[0]["order"]["number"] for p in placed}) == 40
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, bucket.reserved, units) == (0, 40, 40)
+    assert await db(transactions_that_wrote)(sale) <= 3  # the first buyer alone, then the rest together
+    assert in_flight(sale) == 0
+    assert await db(lambda: type(sale).objects.get(pk=sale.pk).sold_out_at is not None)()
+
+
+async def test_a_batch_reserves_its_good_buyers_and_sends_the_others_to_the_full_path():
+    """A replayed key, an address that cannot ship, and one buyer twice over their limit, in
+    the same burst as three ordinary buyers: the ordinary three are reserved, the rest are
+    answered by the full path (None here), and every unit not sold goes back to the gate."""
+    item, sale, crowd = await db(make_sale)(10, 6)
+    (u_replay, a_replay), (u_nowhere, _), (u_twice, a_twice), *ordinary = crowd
+    assert (await buy(item, sale, u_replay, a_replay, "first-key"))[0]["code"] == "processing"
+
+    def unshippable():
+        return f.address(f.User.objects.get(pk=u_nowhere), recipient="").pk
+
+    a_nowhere = await db(unshippable)()
+    burst = [(u_replay, a_replay, "first-key"), (u_nowhere, a_nowhere, "nowhere-key"),
+             (u_twice, a_twice, "twice-key-1"), (u_twice, a_twice, "twice-key-2"),
+             *((u, a, f"ordinary-{i}") for i, (u, a) in enumerate(ordinary))]  # fmt: skip
+    placed = await asyncio.gather(*(buy(item, sale, u, a, k) for u, a, k in burst))
+    answers = codes(placed)
+    assert answers[:2] == [None, None]
+    assert sorted(answers[2:4], key=str) == [None, "processing"]  # the limit is 1
+    assert answers[4:] == ["processing"] * 3
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, bucket.reserved, units) == (5, 5, 5)
+    assert await db(Order.objects.filter(buyer_id=u_replay).count)() == 1
+    assert counter(sale) == 5  # the three units not sold went back
+    assert in_flight(sale) == 0
+
+
 async def test_a_counter_wrongly_at_zero_never_says_sold_out_while_postgresql_has_units():
     item, sale, crowd = await db(make_sale)(3, 5)
     set_counter(sale, 0)  # e.g. units came back (an expired reservation) after the counter was seeded
@@ -126,6 +175,7 @@ async def test_a_counter_wrongly_high_never_oversells():
     assert sorted(codes(placed)) == ["processing"] * 2 + ["sold_out"] * 10
     bucket, units = await db(books)(sale)
     assert (bucket.available, bucket.reserved, units) == (0, 2, 2)
+    assert in_flight(sale) == 0  # the batch that PostgreSQL refused settled its claims too
 
 
 async def test_a_replay_after_the_sellout_is_not_told_sold_out():
