@@ -86,8 +86,13 @@ def transactions_that_wrote(sale) -> int:
         return cursor.fetchone()[0]
 
 
-async def test_buyers_who_pass_the_gate_together_are_reserved_in_one_transaction():
-    """The hot stock row changes hands once per batch, not once per buyer."""
+async def test_buyers_who_pass_the_gate_together_are_reserved_in_one_transaction(monkeypatch):
+    """The hot stock row changes hands once per batch, not once per buyer; the room hears
+    "sold out" once, from the batch that took the last unit."""
+    from orders import live
+
+    announced = []
+    monkeypatch.setattr(live, "flash_sold_out", lambda **kw: announced.append(kw))
     item, sale, crowd = await db(make_sale)(40, 40)
     placed = await asyncio.gather(*(buy(item, sale, u, a, f"batch-{i:03d}") for i, (u, a) in enumerate(crowd)))
     assert codes(placed) == ["processing"] * 40
@@ -97,6 +102,11 @@ async def test_buyers_who_pass_the_gate_together_are_reserved_in_one_transaction
     assert await db(transactions_that_wrote)(sale) <= 3  # the first buyer alone, then the rest together
     assert in_flight(sale) == 0
     assert await db(lambda: type(sale).objects.get(pk=sale.pk).sold_out_at is not None)()
+    for _ in range(100):  # announced from an executor thread
+        if announced:
+            break
+        await asyncio.sleep(0.02)
+    assert announced == [{"room_id": item.room_id, "sale_id": sale.pk}]
 
 
 async def test_a_batch_reserves_its_good_buyers_and_sends_the_others_to_the_full_path():
