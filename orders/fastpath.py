@@ -439,8 +439,9 @@ async def _confirm(sale: tuple[int, int, int, int], asks: list[tuple[int, str]])
     # that commits and settles while PostgreSQL is read would look free (its units still in
     # PostgreSQL's count, no longer in flight) and send every refused buyer to PostgreSQL for
     # nothing: the read is repeated while the claims in flight move under it.
+    claimed = await gate.in_flight(bucket_id)
     for _ in range(CONFIRM_READS):
-        before = await gate.in_flight(bucket_id)
+        before = claimed
         async with _read_pool().connection(_conninfo()) as conn:
             left, replays = await (await conn.execute(services.SOLD_OUT_CONFIRM_SQL, params)).fetchone()
         claimed = await gate.in_flight(bucket_id)
