@@ -436,9 +436,12 @@ async def _confirm(sale: tuple[int, int, int, int], asks: list[tuple[int, str]])
     params = {"sale": sale_id, "item": item_id, "room": room_id, "now": timezone.now(),
               "users": [user for user, _key in asks], "keys": [key for _user, key in asks]}  # fmt: skip
     # Units that buyers who passed the gate are reserving right now are not free. A batch
-    # that commits and settles while PostgreSQL is read would look free (its units still in
-    # PostgreSQL's count, no longer in flight) and send every refused buyer to PostgreSQL for
-    # nothing: the read is repeated while the claims in flight move under it.
+    # that commits after PostgreSQL's read and settles before the next read of the claims
+    # would look free (its units still in PostgreSQL's count, no longer in flight) and send
+    # every refused buyer to PostgreSQL, where the first of them take the units of buyers
+    # who passed the gate before them. A claim settles only after its commit, so the claims
+    # read before PostgreSQL's read are never too few; the read is repeated while they move
+    # under it (each settle counted twice makes "left" too low, never too high).
     claimed = await gate.in_flight(bucket_id)
     for _ in range(CONFIRM_READS):
         before = claimed
@@ -448,7 +451,7 @@ async def _confirm(sale: tuple[int, int, int, int], asks: list[tuple[int, str]])
         if claimed == before:
             break
     if left is not None:
-        left -= claimed
+        left -= max(before, claimed)  # `claimed` is higher only if buyers passed the gate meanwhile
     replays = set(replays)
     return [(left, n in replays) for n in range(1, len(asks) + 1)]
 

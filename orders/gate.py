@@ -7,7 +7,8 @@ first answer for the many who cannot win, so that PostgreSQL sees S reservations
 few batched reads instead of N reservation statements:
 
 * per stock bucket, a counter of the units still worth trying for (`<prefix>:gate:<bucket>`),
-  seeded from the bucket's `available` and kept for `TTL_MS`; then the next buy seeds it
+  seeded from the bucket's `available` less the units in flight (below), and kept for
+  `TTL_MS`; then the next buy seeds it
   again from PostgreSQL. That is how returned units (an expired reservation, a declined
   card) and anything Redis got wrong come back, within `TTL_MS` at most;
 * `take` (one Lua script, atomic, `TAKE_LUA`): enough left -> the units are taken and the
@@ -122,10 +123,13 @@ class _Gate:
                 out = await asyncio.wait_for(self.take(keys=keys, args=args), TIMEOUT_SECONDS)
                 if out != [-1]:
                     return [(int(out[i]), int(out[i + 1])) for i in range(0, len(out), 2)]
+                # Units claimed by buyers still reserving are in PostgreSQL's count but not
+                # free: read before PostgreSQL, as a claim settles only after its commit.
+                claimed = int(await asyncio.wait_for(self.client.get(keys[1]), TIMEOUT_SECONDS) or 0)
                 available = await asks[0][1]()
                 if available is not None:  # NX: another process may have seeded it a moment ago
-                    await asyncio.wait_for(self.client.set(keys[0], max(0, available), px=TTL_MS, nx=True),
-                                           TIMEOUT_SECONDS)  # fmt: skip
+                    await asyncio.wait_for(self.client.set(keys[0], max(0, available - claimed), px=TTL_MS,
+                                                           nx=True), TIMEOUT_SECONDS)  # fmt: skip
         except (TimeoutError, redis.RedisError, OSError):
             _failed("take")
         return [None] * len(asks)  # lapsing faster than it is seeded, or Redis failed

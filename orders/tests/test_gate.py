@@ -171,6 +171,67 @@ async def test_units_claimed_by_buyers_in_flight_are_not_offered_again_and_a_dea
     assert (bucket.available, units) == (2, 1)
 
 
+async def reserve_with_claim(item, sale, user_id, address_id, key) -> str:
+    """A buyer of another process who passed the gate (one unit claimed): their reservation
+    commits, then their claim settles. Their answer's code."""
+    conninfo = fastpath._conninfo()
+    offer = await fastpath._offer(conninfo, sale_id=sale.pk, item_id=item.pk, room_id=item.room_id)
+    params = services.flash_buy(offer=offer, user_id=user_id, quantity=1, address_id=address_id, key=key,
+                                fingerprint="another-process", card=None)  # fmt: skip
+    async with fastpath._pool().connection(conninfo) as conn:
+        outcome = await fastpath._reserve_one(conn, params)
+    await gate.settle(sale.bucket_id, 1)
+    return "sold_out" if isinstance(outcome, fastpath.SoldOut) else "processing"
+
+
+async def test_claims_settling_while_a_refusal_is_confirmed_never_hand_a_later_buyer_a_claimed_unit(monkeypatch):
+    """Four buyers of another process passed the gate for the last four units; they commit
+    one by one while a later buyer's refusal is confirmed, the third between PostgreSQL's
+    read and the read of the claims after it. The later buyer hears "sold out"; the fourth
+    claim holder, who came first, gets the unit."""
+    item, sale, crowd = await db(make_sale)(4, 5)
+    *holders, (late_user, late_address) = crowd
+    from streams.fanout import sync_redis
+
+    set_counter(sale, 0)
+    sync_redis().set(gate.in_flight_key(sale.bucket_id), 4, px=60_000)
+    real_in_flight, reads, answers = gate.in_flight, [], []
+
+    async def in_flight_while_holders_commit(bucket_id):
+        if reads and len(answers) < 3:  # after each read of PostgreSQL, one holder commits and settles
+            answers.append(await reserve_with_claim(item, sale, *holders[len(answers)], f"holder-{len(answers)}"))
+        reads.append(await real_in_flight(bucket_id))
+        return reads[-1]
+
+    monkeypatch.setattr(gate, "in_flight", in_flight_while_holders_commit)
+    placed = await buy(item, sale, late_user, late_address, "late-key")
+    assert reads == [4, 3, 2, 1]  # the claims moved under every read
+    assert placed[0]["code"] == "sold_out"
+    answers.append(await reserve_with_claim(item, sale, *holders[3], "holder-3"))
+    assert answers == ["processing"] * 4
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, units) == (0, 4)
+    assert in_flight(sale) == 0
+
+
+async def test_a_counter_seeded_again_mid_sale_leaves_out_the_units_in_flight():
+    """The counter lapsed while two buyers of another process are reserving the last two
+    units: seeded again, it does not offer them a second time."""
+    item, sale, crowd = await db(make_sale)(2, 3)
+    *holders, (late_user, late_address) = crowd
+    from streams.fanout import sync_redis
+
+    sync_redis().delete(gate.counter_key(sale.bucket_id))
+    sync_redis().set(gate.in_flight_key(sale.bucket_id), 2, px=60_000)
+    placed = await buy(item, sale, late_user, late_address, "late-key")
+    assert placed[0]["code"] == "sold_out"
+    assert counter(sale) == 0
+    answers = [await reserve_with_claim(item, sale, u, a, f"holder-{i}") for i, (u, a) in enumerate(holders)]
+    assert answers == ["processing"] * 2
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, units) == (0, 2)
+
+
 async def test_a_settled_buy_is_no_longer_in_flight():
     item, sale, crowd = await db(make_sale)(2, 3)
     placed = await asyncio.gather(*(buy(item, sale, u, a, f"settle-{i}") for i, (u, a) in enumerate(crowd)))
