@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _common import free_port, percentile, prepare_database, wait_http  # noqa: E402
+from _wsclient import ClientSocket, client_frame, connect  # noqa: E402
 
 DB_NAME = "bench_flashsale"
 
@@ -147,52 +148,49 @@ def books(sale_id: int, stock: int) -> dict:
 
 
 class Buyer:
-    __slots__ = ("address", "cookie", "replies", "sent", "ws")
+    __slots__ = ("address", "cookie", "replies", "sent", "snapshot", "ws")
 
     def __init__(self, cookie: str, address: int):
         self.cookie, self.address = cookie, address
-        self.ws = None
+        self.ws: ClientSocket | None = None
+        self.snapshot: asyncio.Future | None = None
         self.sent = 0.0
         self.replies: list[tuple[float, dict]] = []
 
-
-readers: list[asyncio.Task] = []
+    def on_message(self, at: float, payload: bytes) -> None:
+        """Called as each frame arrives: a buy's answer is kept with its arrival time; the
+        room's other frames (stock, ticker, counts) are read off the socket and dropped."""
+        if payload.startswith(b'{"type":"buy.result"'):
+            self.replies.append((at, json.loads(payload)))
+        elif self.snapshot is not None and b'"type":"snapshot"' in payload[:40] and not self.snapshot.done():
+            self.snapshot.set_result(None)
 
 
 async def connect_all(url: str, origin: str, buyers: list[Buyer]) -> float:
-    """Connect every buyer; each then has a reader that drains its socket until the end
-    (a socket nobody reads would fall behind and be closed by the server as too slow)."""
-    from websockets.asyncio.client import connect
-
+    """Connect every buyer and wait for each socket's snapshot. The sockets are read from
+    then on as data arrives (a socket nobody reads would fall behind and be closed by the
+    server as too slow)."""
     sem = asyncio.Semaphore(64)
 
     async def one(b: Buyer):
         async with sem:
             for attempt in range(6):
+                b.snapshot = asyncio.get_running_loop().create_future()
                 try:
-                    b.ws = await connect(url, origin=origin, additional_headers={"Cookie": b.cookie},
-                                         max_size=2**22, ping_interval=None, open_timeout=60,
-                                         compression=None)  # fmt: skip
+                    b.ws = await connect(url, b.on_message, origin=origin, headers={"Cookie": b.cookie})
+                    await asyncio.wait_for(b.snapshot, 60)
                     break
                 except Exception:
+                    if b.ws is not None:
+                        b.ws.transport.abort()
+                        b.ws = None
                     if attempt == 5:
                         raise
                     await asyncio.sleep(0.3 * (attempt + 1))
-            async for frame in b.ws:  # wait for this socket's snapshot, then keep reading
-                if '"type":"snapshot"' in frame[:40]:
-                    break
-            readers.append(asyncio.create_task(read(b)))
 
     start = time.perf_counter()
     await asyncio.gather(*(one(b) for b in buyers))
     return time.perf_counter() - start
-
-
-async def read(b: Buyer) -> None:
-    with contextlib.suppress(Exception):
-        async for frame in b.ws:
-            if frame.startswith('{"type":"buy.result"'):
-                b.replies.append((time.perf_counter(), json.loads(frame)))
 
 
 async def flash_round(buyers: list[Buyer], *, sale_id: int, item_id: int, starts_at: float, stock: int,
@@ -201,20 +199,19 @@ async def flash_round(buyers: list[Buyer], *, sale_id: int, item_id: int, starts
         b.replies.clear()
     # Every buyer fires at the sale's start (the server's clock is this machine's clock).
     await asyncio.sleep(max(0.0, starts_at - time.time() + 0.05))
-    frames = [
-        json.dumps({"type": "buy", "item": item_id, "sale": sale_id, "quantity": 1, "address": b.address,
-                    "card": "4242 4242 4242 4242", "key": "bench-" + uuid.uuid4().hex[:20], "ref": "b"})
+    frames = [  # made (and masked) before the clock starts
+        client_frame(json.dumps({"type": "buy", "item": item_id, "sale": sale_id, "quantity": 1,
+                                 "address": b.address, "card": "4242 4242 4242 4242",
+                                 "key": "bench-" + uuid.uuid4().hex[:20], "ref": "b"}).encode())
         for b in buyers
     ]  # fmt: skip
     t_first = time.perf_counter()
     unsent = 0
     for b, frame in zip(buyers, frames, strict=True):
         b.sent = time.perf_counter()
-        try:  # a socket the server closed would wait for its closing handshake forever
-            await asyncio.wait_for(b.ws.send(frame), 10)
-        except Exception as exc:
+        if not b.ws.send_frame(frame):
             unsent += 1
-            print(f"buy not sent: {exc!r} (socket state {b.ws.state.name})", file=sys.stderr)
+            print(f"buy not sent: the socket is closed (code {b.ws.close_code})", file=sys.stderr)
     t_sent = time.perf_counter()
     deadline = time.perf_counter() + 120
     while time.perf_counter() < deadline and any(not b.replies for b in buyers):
@@ -226,7 +223,7 @@ async def flash_round(buyers: list[Buyer], *, sale_id: int, item_id: int, starts
     if silent:
         states: dict[str, int] = {}
         for b in silent:
-            state = f"{b.ws.state.name}/{b.ws.close_code}"
+            state = f"{'open' if b.ws.open else 'closed'}/{b.ws.close_code}"
             states[state] = states.get(state, 0) + 1
         print(f"{len(silent)} buyers got no answer; their sockets: {states}", file=sys.stderr)
     acks = [(b.replies[0][0] - b.sent) * 1000 for b in buyers if b.replies]
@@ -246,8 +243,8 @@ async def flash_round(buyers: list[Buyer], *, sale_id: int, item_id: int, starts
         "ack_p99_ms": round(percentile(acks, 99), 1),
         "ack_max_ms": round(max(acks), 1) if acks else float("nan"),
         "attempts_per_s": round(len(buyers) / max(1e-6, t_last - t_first)),
-        "send_all_ms": round((t_sent - t_first) * 1000, 1),
-        "unsent": unsent,  # the load generator's own time to send every buy
+        "send_all_ms": round((t_sent - t_first) * 1000, 1),  # the load generator's own time to send every buy
+        "unsent": unsent,
     }
 
 
@@ -325,12 +322,6 @@ def baseline_redis(redis_url: str, *, attempts: int, stock: int) -> dict:
 # --- main --------------------------------------------------------------------------------
 
 
-async def close(ws) -> None:
-    ws.close_timeout = 2  # one by one at the default 10 s, 2,000 sockets took minutes
-    with contextlib.suppress(Exception):
-        await ws.close()
-
-
 async def run(args) -> list[dict]:
     base_url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/livemart"
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -390,13 +381,11 @@ async def run(args) -> list[dict]:
             }  # fmt: skip
             results.append(result)
     finally:
-        for task in readers:
-            task.cancel()
         if sys.exc_info()[0] is not None:
             import traceback
 
             traceback.print_exc()  # now, not after the sockets below have closed
-        await asyncio.gather(*(close(b.ws) for b in buyers if b.ws is not None))
+        await asyncio.gather(*(b.ws.close() for b in buyers if b.ws is not None))
         web.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             web.wait(15)
