@@ -286,6 +286,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+if EMBEDDED:  # tasks run in the web process: the beat's jobs would log a "succeeded" line a second
+    LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}
 
 if EMBEDDED and not env_bool("QUIET_EMBEDDED"):
     logger.warning(
