@@ -261,7 +261,7 @@ async def place(*, user_id: int, room_id: int, payload: dict) -> tuple[dict, int
             # Redis says too few are left: PostgreSQL confirms (one read for every buyer
             # waiting for it in this process) before the buyer hears it.
             sale = (offer.sale_id, offer.item_id, offer.room_id, offer.bucket_id)
-            confirmed = await _confirmations().ask(sale, (user_id, key))
+            confirmed = await _confirmations().ask(sale, (user_id, key, quantity))
             if confirmed is None:
                 return None
             left, replay = confirmed
@@ -422,38 +422,45 @@ async def _available(conninfo: str, bucket_id: int) -> int | None:
     return None if row is None else row[0]
 
 
-CONFIRM_READS = 3
+CONFIRM_PATIENCE_SECONDS = 0.5  # how long the confirmation waits for the claims in flight to stand still
 
 
-async def _confirm(sale: tuple[int, int, int, int], asks: list[tuple[int, str]]) -> list:
-    """Buyers the Redis gate refused, for one sale, in one read: per (user, key), (units left
-    that no buyer in flight has claimed, or None when the sale is not open to buyers; this
-    key has an order). Batched per event loop (`_confirmations`), so a burst of refusals
-    costs a few reads, not one each."""
+async def _confirm(sale: tuple[int, int, int, int], asks: list[tuple[int, str, int]]) -> list:
+    """Buyers the Redis gate refused, for one sale, in one read: per (user, key, quantity),
+    (units left for this buyer, or None when the sale is not open to buyers; this key has an
+    order). Batched per event loop (`_confirmations`), so a burst of refusals costs a few
+    reads, not one each.
+
+    Units left are PostgreSQL's less those that buyers who passed the gate are reserving
+    right now (`gate.net_of_claims`), handed out in arrival order: each buyer sees what the
+    buyers before them in this batch left. Units found free (returned ones, or Redis was
+    wrong) thus send at most that many units' worth of refused buyers on to PostgreSQL; a
+    count that was too high cannot send every refused buyer there, where the first of them
+    would take units that buyers who passed the gate earlier hold claims on."""
     from django.utils import timezone
 
     sale_id, item_id, room_id, bucket_id = sale
     params = {"sale": sale_id, "item": item_id, "room": room_id, "now": timezone.now(),
-              "users": [user for user, _key in asks], "keys": [key for _user, key in asks]}  # fmt: skip
-    # Units that buyers who passed the gate are reserving right now are not free. A batch
-    # that commits after PostgreSQL's read and settles before the next read of the claims
-    # would look free (its units still in PostgreSQL's count, no longer in flight) and send
-    # every refused buyer to PostgreSQL, where the first of them take the units of buyers
-    # who passed the gate before them. A claim settles only after its commit, so the claims
-    # read before PostgreSQL's read are never too few; the read is repeated while they move
-    # under it (each settle counted twice makes "left" too low, never too high).
-    claimed = await gate.in_flight(bucket_id)
-    for _ in range(CONFIRM_READS):
-        before = claimed
+              "users": [user for user, _key, _qty in asks], "keys": [key for _user, key, _qty in asks]}  # fmt: skip
+
+    async def read():
         async with _read_pool().connection(_conninfo()) as conn:
-            left, replays = await (await conn.execute(services.SOLD_OUT_CONFIRM_SQL, params)).fetchone()
-        claimed = await gate.in_flight(bucket_id)
-        if claimed == before:
-            break
-    if left is not None:
-        left -= max(before, claimed)  # `claimed` is higher only if buyers passed the gate meanwhile
+            return await (await conn.execute(services.SOLD_OUT_CONFIRM_SQL, params)).fetchone()
+
+    (left, replays), before, after = await gate.net_of_claims(bucket_id, read, patience=CONFIRM_PATIENCE_SECONDS)
     replays = set(replays)
-    return [(left, n in replays) for n in range(1, len(asks) + 1)]
+    if left is None:
+        return [(None, n in replays) for n in range(1, len(asks) + 1)]
+    # Claims that stood still: exact. Still moving after the patience: the fewer of the two
+    # (at worst a few buyers try PostgreSQL for units that others hold claims on, rather
+    # than hear "sold out" while units may be free).
+    left -= min(before, after)
+    answers = []
+    for n, (_user, _key, quantity) in enumerate(asks, 1):
+        answers.append((left, n in replays))
+        if n not in replays and left >= quantity:
+            left -= quantity  # this buyer goes on to PostgreSQL for them
+    return answers
 
 
 _confirmers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -23,9 +23,11 @@ few batched reads instead of N reservation statements:
   the stock (a replayed key, over the limit, a changed offer) gives them back (`give_back`);
 * a refusal here is *confirmed* against PostgreSQL before the buyer hears "sold out"
   (`orders.fastpath`, one read for every refused buyer waiting in the process): "sold out"
-  only when PostgreSQL's units left, minus those in flight, are fewer than asked for.
-  Redis may send a buyer to PostgreSQL for nothing, but never tells one "sold out" while
-  PostgreSQL has units no buyer is reserving.
+  only when PostgreSQL's units left, minus those in flight (`net_of_claims`) and those the
+  buyers before them in the same read were sent for, are fewer than asked for. Redis may
+  send a buyer to PostgreSQL for nothing, but does not tell one "sold out" while
+  PostgreSQL has units no buyer is reserving (but for a batch caught between its commit
+  and its settle, see `net_of_claims`).
 
 When Redis cannot be reached every call answers None and the caller goes straight to
 PostgreSQL (the gate is skipped for `DOWN_SECONDS` rather than timing out on every buy).
@@ -79,7 +81,8 @@ if n > 0 then redis.call('SET', KEYS[1], n, 'KEEPTTL') else redis.call('DEL', KE
 return math.max(n, 0)
 """
 
-# Only while the counter lives: a counter seeded again already counts the units.
+# Only while the counter lives: a counter seeded after the claim settled already counts the
+# units (one seeded while it was in flight does not, and gets them here).
 GIVE_BACK_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end
 return -1
@@ -123,13 +126,14 @@ class _Gate:
                 out = await asyncio.wait_for(self.take(keys=keys, args=args), TIMEOUT_SECONDS)
                 if out != [-1]:
                     return [(int(out[i]), int(out[i + 1])) for i in range(0, len(out), 2)]
-                # Units claimed by buyers still reserving are in PostgreSQL's count but not
-                # free: read before PostgreSQL, as a claim settles only after its commit.
-                claimed = int(await asyncio.wait_for(self.client.get(keys[1]), TIMEOUT_SECONDS) or 0)
-                available = await asks[0][1]()
+                # Units claimed by buyers still reserving are in PostgreSQL's count but not free.
+                # Should the claims move under the read, the larger count: units hidden until the
+                # counter lapses are found by the sold-out confirmation, while units offered twice
+                # would fail a whole batch of reservations.
+                available, before, after = await net_of_claims(bucket_id, asks[0][1])
                 if available is not None:  # NX: another process may have seeded it a moment ago
-                    await asyncio.wait_for(self.client.set(keys[0], max(0, available - claimed), px=TTL_MS,
-                                                           nx=True), TIMEOUT_SECONDS)  # fmt: skip
+                    await asyncio.wait_for(self.client.set(keys[0], max(0, available - max(before, after)),
+                                                           px=TTL_MS, nx=True), TIMEOUT_SECONDS)  # fmt: skip
         except (TimeoutError, redis.RedisError, OSError):
             _failed("take")
         return [None] * len(asks)  # lapsing faster than it is seeded, or Redis failed
@@ -196,3 +200,31 @@ async def in_flight(bucket_id: int) -> int:
     """Units buyers took here whose reservation in PostgreSQL has not finished (0 without Redis)."""
     value = await _call("read", lambda gate: gate.client.get(in_flight_key(bucket_id)))
     return max(0, int(value or 0))
+
+
+async def net_of_claims(bucket_id: int, read: Callable[[], Awaitable], *, reads: int = 3,
+                        patience: float = 0.0) -> tuple[object, int, int]:  # fmt: skip
+    """`await read()` (a read of PostgreSQL) between two reads of the bucket's claims in
+    flight: (its result, the claims before, the claims after).
+
+    A claim settles only after its reservation has committed. So, while no buyer passes the
+    gate, the claims not yet in PostgreSQL's count lie between the two: fewer than the count
+    before if a batch committed between that read and PostgreSQL's (counted in both), more
+    than the count after if a batch committed after PostgreSQL's read and settled before the
+    second. When the two agree, nothing settled meanwhile and the count is exact, but for a
+    batch caught between its commit and its settle (one Redis call). While they disagree the
+    read is repeated: up to `reads` times at once, then every 10 ms until `patience` seconds
+    have passed (claims settle a batch at a time, so they soon stand still)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    claimed = await in_flight(bucket_id)
+    tries = 0
+    while True:
+        before = claimed
+        result = await read()
+        claimed = await in_flight(bucket_id)
+        tries += 1
+        if claimed == before or (tries >= reads and loop.time() >= deadline):
+            return result, before, claimed
+        if tries >= reads:
+            await asyncio.sleep(0.01)

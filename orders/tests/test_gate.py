@@ -172,46 +172,91 @@ async def test_units_claimed_by_buyers_in_flight_are_not_offered_again_and_a_dea
 
 
 async def reserve_with_claim(item, sale, user_id, address_id, key) -> str:
-    """A buyer of another process who passed the gate (one unit claimed): their reservation
-    commits, then their claim settles. Their answer's code."""
+    """A buyer of another process who passed the gate (one unit claimed) is reserved the way
+    the gate's winners are (`_reserve`: the reservation commits, then the claim settles).
+    Their answer's code."""
     conninfo = fastpath._conninfo()
     offer = await fastpath._offer(conninfo, sale_id=sale.pk, item_id=item.pk, room_id=item.room_id)
     params = services.flash_buy(offer=offer, user_id=user_id, quantity=1, address_id=address_id, key=key,
                                 fingerprint="another-process", card=None)  # fmt: skip
-    async with fastpath._pool().connection(conninfo) as conn:
-        outcome = await fastpath._reserve_one(conn, params)
-    await gate.settle(sale.bucket_id, 1)
+    [outcome] = await fastpath._reserve(offer, [params])
     return "sold_out" if isinstance(outcome, fastpath.SoldOut) else "processing"
 
 
-async def test_claims_settling_while_a_refusal_is_confirmed_never_hand_a_later_buyer_a_claimed_unit(monkeypatch):
-    """Four buyers of another process passed the gate for the last four units; they commit
-    one by one while a later buyer's refusal is confirmed, the third between PostgreSQL's
-    read and the read of the claims after it. The later buyer hears "sold out"; the fourth
-    claim holder, who came first, gets the unit."""
-    item, sale, crowd = await db(make_sale)(4, 5)
-    *holders, (late_user, late_address) = crowd
+def claims_in_flight(sale, units: int) -> None:
     from streams.fanout import sync_redis
 
-    set_counter(sale, 0)
-    sync_redis().set(gate.in_flight_key(sale.bucket_id), 4, px=60_000)
+    sync_redis().set(gate.in_flight_key(sale.bucket_id), units, px=60_000)
+
+
+def holders_commit_around_reads(monkeypatch, item, sale, holders, *, first: bool) -> tuple[list, list]:
+    """Buyers of another process who hold claims commit one by one while a refusal is
+    confirmed: one right after each read of the claims but the first (first=False: before
+    that read, so after PostgreSQL's), or right after each read of the claims
+    (first=True: before PostgreSQL's next read). (the claims read, the holders' answers)"""
     real_in_flight, reads, answers = gate.in_flight, [], []
 
     async def in_flight_while_holders_commit(bucket_id):
-        if reads and len(answers) < 3:  # after each read of PostgreSQL, one holder commits and settles
-            answers.append(await reserve_with_claim(item, sale, *holders[len(answers)], f"holder-{len(answers)}"))
+        def commit():
+            return reserve_with_claim(item, sale, *holders[len(answers)], f"holder-{len(answers)}")
+
+        if not first and reads and len(answers) < 3:
+            answers.append(await commit())
         reads.append(await real_in_flight(bucket_id))
+        if first and len(answers) < 3:
+            answers.append(await commit())
         return reads[-1]
 
     monkeypatch.setattr(gate, "in_flight", in_flight_while_holders_commit)
+    return reads, answers
+
+
+async def test_claims_settling_after_postgresql_is_read_never_hand_a_later_buyer_a_claimed_unit(monkeypatch):
+    """Four buyers of another process passed the gate for the last four units; three of them
+    commit, one by one, after PostgreSQL's reads and before the next read of the claims. The
+    later buyer hears "sold out"; the fourth claim holder, who came first, gets the unit."""
+    item, sale, crowd = await db(make_sale)(4, 5)
+    *holders, (late_user, late_address) = crowd
+    set_counter(sale, 0)
+    claims_in_flight(sale, 4)
+    reads, answers = holders_commit_around_reads(monkeypatch, item, sale, holders, first=False)
     placed = await buy(item, sale, late_user, late_address, "late-key")
-    assert reads == [4, 3, 2, 1]  # the claims moved under every read
+    assert reads[:4] == [4, 3, 2, 1]  # the claims moved under each of the first three reads
     assert placed[0]["code"] == "sold_out"
     answers.append(await reserve_with_claim(item, sale, *holders[3], "holder-3"))
     assert answers == ["processing"] * 4
     bucket, units = await db(books)(sale)
     assert (bucket.available, units) == (0, 4)
     assert in_flight(sale) == 0
+
+
+async def test_claims_settling_before_postgresql_is_read_never_hide_a_free_unit(monkeypatch):
+    """Five units, four claimed by buyers of another process, one free (the gate's counter
+    wrongly at zero). Three holders commit, one by one, between a read of the claims and
+    PostgreSQL's read. The later buyer gets the free unit, and every holder theirs."""
+    item, sale, crowd = await db(make_sale)(5, 5)
+    *holders, (late_user, late_address) = crowd
+    set_counter(sale, 0)
+    claims_in_flight(sale, 4)
+    reads, answers = holders_commit_around_reads(monkeypatch, item, sale, holders, first=True)
+    placed = await buy(item, sale, late_user, late_address, "late-key")
+    assert reads[:4] == [4, 3, 2, 1]
+    assert placed[0]["code"] == "processing"
+    answers.append(await reserve_with_claim(item, sale, *holders[3], "holder-3"))
+    assert answers == ["processing"] * 4
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, units) == (0, 5)
+    assert in_flight(sale) == 0
+
+
+async def test_units_found_free_go_to_the_refused_buyers_in_arrival_order_and_no_further():
+    """Ten buyers refused at the gate in one confirmation, three units free in PostgreSQL:
+    the first three in arrival order go on to PostgreSQL, the other seven hear "sold out" at
+    once, with what is left for them."""
+    item, sale, crowd = await db(make_sale)(3, 10)
+    asks = [(user_id, f"free-{i}", 1) for i, (user_id, _address) in enumerate(crowd)]
+    answers = await fastpath._confirm((sale.pk, item.pk, item.room_id, sale.bucket_id), asks)
+    assert answers == [(3, False), (2, False), (1, False)] + [(0, False)] * 7
 
 
 async def test_a_counter_seeded_again_mid_sale_leaves_out_the_units_in_flight():
@@ -222,7 +267,7 @@ async def test_a_counter_seeded_again_mid_sale_leaves_out_the_units_in_flight():
     from streams.fanout import sync_redis
 
     sync_redis().delete(gate.counter_key(sale.bucket_id))
-    sync_redis().set(gate.in_flight_key(sale.bucket_id), 2, px=60_000)
+    claims_in_flight(sale, 2)
     placed = await buy(item, sale, late_user, late_address, "late-key")
     assert placed[0]["code"] == "sold_out"
     assert counter(sale) == 0
