@@ -8,9 +8,9 @@ few batched reads instead of N reservation statements:
 
 * per stock bucket, a counter of the units still worth trying for (`<prefix>:gate:<bucket>`),
   seeded from the bucket's `available` less the units in flight (below), and kept for
-  `TTL_MS`; then the next buy seeds it
-  again from PostgreSQL. That is how returned units (an expired reservation, a declined
-  card) and anything Redis got wrong come back, within `TTL_MS` at most;
+  `TTL_MS`; then the next buy seeds it again from PostgreSQL. That is how returned units
+  (an expired reservation, a declined card) and anything Redis got wrong come back, within
+  `TTL_MS` at most;
 * `take` (one Lua script, atomic, `TAKE_LUA`): enough left -> the units are taken and the
   buy goes on to PostgreSQL; not enough -> refused, with what the counter says is left.
   The buyers waiting in one process go to Redis together: while one script call is in

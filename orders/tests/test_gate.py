@@ -190,10 +190,11 @@ def claims_in_flight(sale, units: int) -> None:
 
 
 def holders_commit_around_reads(monkeypatch, item, sale, holders, *, first: bool) -> tuple[list, list]:
-    """Buyers of another process who hold claims commit one by one while a refusal is
-    confirmed: one right after each read of the claims but the first (first=False: before
-    that read, so after PostgreSQL's), or right after each read of the claims
-    (first=True: before PostgreSQL's next read). (the claims read, the holders' answers)"""
+    """While a refusal is confirmed, three buyers of another process who hold claims commit
+    and settle, one at a time: first=False, each just before a read of the claims other
+    than the first (so after PostgreSQL's read); first=True, each just after a read of the
+    claims (so before PostgreSQL's next read). Returns the claim counts read and the
+    holders' answers, both filled in as the confirmation runs."""
     real_in_flight, reads, answers = gate.in_flight, [], []
 
     async def in_flight_while_holders_commit(bucket_id):
