@@ -11,9 +11,9 @@ owned by the event loop: no thread hop, no Django ORM, and the buys proceed conc
 * Before that statement, the Redis admission gate (`orders.gate`): a buyer it refuses never
   runs the statement; the refusal is confirmed against PostgreSQL by ONE read for every
   refused buyer waiting in this process (`_confirm`): units left that no buyer in
-  flight has claimed, sale still open, the key not used yet. So PostgreSQL sees S
-  reservations and a few reads for N buyers, and Redis never has the last word on "sold
-  out".
+  flight has claimed, handed out to the refused buyers in arrival order, sale still open,
+  the key not used yet. So PostgreSQL sees S reservations and a few reads for N buyers,
+  and Redis never has the last word on "sold out".
 * The buyers the gate lets through in this process meanwhile are reserved together, up to
   RESERVE_BATCH in one statement (`services.FLASH_RESERVE_BATCH_SQL`, `_reserve`): the
   hot stock row is taken once per batch, not once per buyer. A batch that fails (fewer
@@ -451,10 +451,10 @@ async def _confirm(sale: tuple[int, int, int, int], asks: list[tuple[int, str, i
     replays = set(replays)
     if left is None:
         return [(None, n in replays) for n in range(1, len(asks) + 1)]
-    # Claims that stood still: exact. Still moving after the patience: the fewer of the two
-    # (at worst a few buyers try PostgreSQL for units that others hold claims on, rather
-    # than hear "sold out" while units may be free).
-    left -= min(before, after)
+    # Claims that stood still: exact. Still moving after the patience, or unknown (Redis
+    # failed): the fewer (at worst a few buyers try PostgreSQL for units that others hold
+    # claims on, rather than hear "sold out" while units may be free).
+    left -= min(before or 0, after or 0)
     answers = []
     for n, (_user, _key, quantity) in enumerate(asks, 1):
         answers.append((left, n in replays))

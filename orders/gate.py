@@ -131,6 +131,8 @@ class _Gate:
                 # counter lapses are found by the sold-out confirmation, while units offered twice
                 # would fail a whole batch of reservations.
                 available, before, after = await net_of_claims(bucket_id, asks[0][1])
+                if before is None or after is None:
+                    break  # the claims could not be read: better no counter than one that offers them again
                 if available is not None:  # NX: another process may have seeded it a moment ago
                     await asyncio.wait_for(self.client.set(keys[0], max(0, available - max(before, after)),
                                                            px=TTL_MS, nx=True), TIMEOUT_SECONDS)  # fmt: skip
@@ -173,18 +175,18 @@ async def take(bucket_id: int, quantity: int, *, seed: Seed) -> tuple[int, int] 
     return await gate.batches.ask(bucket_id, (quantity, seed))
 
 
-async def _call(what: str, call):
-    """`call(gate)` within TIMEOUT_SECONDS; None when there is no gate or Redis failed."""
+async def _call(what: str, call, failed=None):
+    """`call(gate)` within TIMEOUT_SECONDS; `failed` when there is no gate or Redis failed."""
     import redis
 
     gate = _gate()
     if gate is None:
-        return None
+        return failed
     try:
         return await asyncio.wait_for(call(gate), TIMEOUT_SECONDS)
     except (TimeoutError, redis.RedisError, OSError):
         _failed(what)
-        return None
+        return failed
 
 
 async def give_back(bucket_id: int, quantity: int) -> None:
@@ -196,16 +198,20 @@ async def settle(bucket_id: int, quantity: int) -> None:
     await _call("settle", lambda gate: gate.settle(keys=[in_flight_key(bucket_id)], args=[quantity]))
 
 
-async def in_flight(bucket_id: int) -> int:
-    """Units buyers took here whose reservation in PostgreSQL has not finished (0 without Redis)."""
-    value = await _call("read", lambda gate: gate.client.get(in_flight_key(bucket_id)))
-    return max(0, int(value or 0))
+async def in_flight(bucket_id: int) -> int | None:
+    """Units buyers took here whose reservation in PostgreSQL has not finished (None: no
+    gate, or Redis failed)."""
+    value = await _call("read", lambda gate: gate.client.get(in_flight_key(bucket_id)), failed=_UNKNOWN)
+    return None if value is _UNKNOWN else max(0, int(value or 0))
+
+
+_UNKNOWN = object()
 
 
 async def net_of_claims(bucket_id: int, read: Callable[[], Awaitable], *, reads: int = 3,
                         patience: float = 0.0) -> tuple[object, int, int]:  # fmt: skip
     """`await read()` (a read of PostgreSQL) between two reads of the bucket's claims in
-    flight: (its result, the claims before, the claims after).
+    flight: (its result, the claims before, the claims after; None where Redis failed).
 
     A claim settles only after its reservation has committed. So, while no buyer passes the
     gate, the claims not yet in PostgreSQL's count lie between the two: fewer than the count
@@ -224,7 +230,7 @@ async def net_of_claims(bucket_id: int, read: Callable[[], Awaitable], *, reads:
         result = await read()
         claimed = await in_flight(bucket_id)
         tries += 1
-        if claimed == before or (tries >= reads and loop.time() >= deadline):
+        if claimed == before or None in (before, claimed) or (tries >= reads and loop.time() >= deadline):
             return result, before, claimed
         if tries >= reads:
             await asyncio.sleep(0.01)

@@ -220,6 +220,7 @@ async def test_claims_settling_after_postgresql_is_read_never_hand_a_later_buyer
     *holders, (late_user, late_address) = crowd
     set_counter(sale, 0)
     claims_in_flight(sale, 4)
+    monkeypatch.setattr(fastpath, "CONFIRM_PATIENCE_SECONDS", 60)  # however slow the holders' commits
     reads, answers = holders_commit_around_reads(monkeypatch, item, sale, holders, first=False)
     placed = await buy(item, sale, late_user, late_address, "late-key")
     assert reads[:4] == [4, 3, 2, 1]  # the claims moved under each of the first three reads
@@ -251,13 +252,41 @@ async def test_claims_settling_before_postgresql_is_read_never_hide_a_free_unit(
 
 
 async def test_units_found_free_go_to_the_refused_buyers_in_arrival_order_and_no_further():
-    """Ten buyers refused at the gate in one confirmation, three units free in PostgreSQL:
-    the first three in arrival order go on to PostgreSQL, the other seven hear "sold out" at
-    once, with what is left for them."""
-    item, sale, crowd = await db(make_sale)(3, 10)
-    asks = [(user_id, f"free-{i}", 1) for i, (user_id, _address) in enumerate(crowd)]
+    """Buyers refused at the gate in one confirmation, three units free in PostgreSQL, handed
+    out in arrival order: two to the first buyer; none to the next, who asks for two when
+    one is left, nor to a replayed key; the last unit to the next buyer; nothing after."""
+    item, sale, crowd = await db(make_sale)(4, 6, limit=2)
+    (u0, a0), (u1, _), (u2, _), (u3, _), (u4, _), (u5, _) = crowd
+    assert (await buy(item, sale, u0, a0, "earlier-key"))[0]["code"] == "processing"
+    asks = [(u1, "ask-1", 2), (u2, "ask-2", 2), (u0, "earlier-key", 1), (u3, "ask-3", 1), (u4, "ask-4", 1),
+            (u5, "ask-5", 2)]  # fmt: skip
     answers = await fastpath._confirm((sale.pk, item.pk, item.room_id, sale.bucket_id), asks)
-    assert answers == [(3, False), (2, False), (1, False)] + [(0, False)] * 7
+    assert answers == [(3, False), (1, False), (1, True), (1, False), (0, False), (0, False)]
+
+
+async def test_a_counter_is_not_seeded_while_the_claims_cannot_be_read(monkeypatch):
+    """Redis answers the gate but not the read of the claims: no counter (it could offer
+    units that buyers are reserving), and PostgreSQL answers the buyer alone."""
+    item, sale, crowd = await db(make_sale)(2, 1)
+    [(user_id, address_id)] = crowd
+    import redis
+
+    from streams.fanout import sync_redis
+
+    sync_redis().delete(gate.counter_key(sale.bucket_id))
+    client = gate._gate().client
+    real_get = client.get
+
+    async def get(key):
+        if key == gate.in_flight_key(sale.bucket_id):
+            raise redis.TimeoutError("the claims' read timed out")
+        return await real_get(key)
+
+    monkeypatch.setattr(client, "get", get)
+    assert (await buy(item, sale, user_id, address_id, "unread-key"))[0]["code"] == "processing"
+    assert counter(sale) is None
+    bucket, units = await db(books)(sale)
+    assert (bucket.available, units) == (1, 1)
 
 
 async def test_a_counter_seeded_again_mid_sale_leaves_out_the_units_in_flight():
