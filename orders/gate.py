@@ -198,6 +198,9 @@ async def settle(bucket_id: int, quantity: int) -> None:
     await _call("settle", lambda gate: gate.settle(keys=[in_flight_key(bucket_id)], args=[quantity]))
 
 
+_UNKNOWN = object()  # what `_call` answers for a read that failed
+
+
 async def in_flight(bucket_id: int) -> int | None:
     """Units buyers took here whose reservation in PostgreSQL has not finished (None: no
     gate, or Redis failed)."""
@@ -205,11 +208,8 @@ async def in_flight(bucket_id: int) -> int | None:
     return None if value is _UNKNOWN else max(0, int(value or 0))
 
 
-_UNKNOWN = object()
-
-
 async def net_of_claims(bucket_id: int, read: Callable[[], Awaitable], *, reads: int = 3,
-                        patience: float = 0.0) -> tuple[object, int, int]:  # fmt: skip
+                        patience: float = 0.0) -> tuple[object, int | None, int | None]:  # fmt: skip
     """`await read()` (a read of PostgreSQL) between two reads of the bucket's claims in
     flight: (its result, the claims before, the claims after; None where Redis failed).
 
