@@ -12,7 +12,7 @@ never the transport. The sandbox's models are never imported here or anywhere ou
 `retailer/`: the retailer is another company's system.
 
 Adding an endpoint is one method on `RetailerClient` that calls `self._call(...)`. The
-fulfilment methods (`submit_order`, `cancel_order`, `request_return`) are all keyed by the
+fulfilment methods (`submit_order`, `submit_orders`, `cancel_order`, `request_return`) are all keyed by the
 caller's idempotency key, so the client may retry them like reads.
 """
 
@@ -77,6 +77,23 @@ class RetailerClient:
         "duplicate"}. The same key always gets the same answer and never ships twice."""
         payload = {"key": key, "lines": lines, "address": address, "total": total, "currency": currency}
         return self._call("orders/submit", payload)
+
+    def submit_orders(self, orders: list[dict]) -> list[dict]:
+        """Hand over several orders in one call, each a dict of `submit_order`'s arguments.
+        One answer per order, in the same order: `submit_order`'s answer, or
+        {"error": {"code", "message"}} for an order the retailer could not read. Each key
+        keeps its own idempotency, so repeating the call (or part of it) never ships twice."""
+        answer = self._call("orders/submit-batch", {"orders": orders})
+        results = answer.get("results")
+        if (
+            not isinstance(results, list)
+            or len(results) != len(orders)
+            or not all(isinstance(r, dict) for r in results)
+        ):
+            raise RetailerError(
+                "orders/submit-batch: the answer does not have one result per order", code="bad_answer"
+            )
+        return results
 
     def get_order(self, *, key: str) -> dict:
         return self._call("orders/get", {"key": key})

@@ -98,12 +98,15 @@ ENDPOINTS: dict[str, Callable[[dict], dict]] = {
     "catalog/categories": catalog_categories,
     "catalog/feed": catalog_feed,
     "orders/submit": fulfilment.submit_order,
+    "orders/submit-batch": fulfilment.submit_batch,
     "orders/get": fulfilment.get_order,
     "orders/cancel": fulfilment.cancel_order,
     "orders/return": fulfilment.request_return,
 }
 # Faults met by the call itself; callback faults act in retailer.fulfilment.
 CALL_FAULTS = [SandboxFault.Kind.ERROR, SandboxFault.Kind.SLOW, SandboxFault.Kind.TIMEOUT]
+# A fault switched on for an endpoint also hits the other forms of the same operation.
+FAULT_ENDPOINTS = {"orders/submit-batch": ["orders/submit"]}
 
 
 def _apply_faults(endpoint: str) -> SandboxFault | None:
@@ -112,7 +115,8 @@ def _apply_faults(endpoint: str) -> SandboxFault | None:
     A "timeout" fault is returned to `handle`, which does the work first and then loses
     the answer (the partner cannot tell whether the call took effect).
     """
-    faults = SandboxFault.objects.filter(remaining__gt=0, endpoint__in=["", endpoint], kind__in=CALL_FAULTS)
+    endpoints = ["", endpoint, *FAULT_ENDPOINTS.get(endpoint, [])]
+    faults = SandboxFault.objects.filter(remaining__gt=0, endpoint__in=endpoints, kind__in=CALL_FAULTS)
     for fault in faults.order_by("id")[:5]:
         if fault.probability < 1 and random.random() >= fault.probability:
             continue  # an error *rate*: this call is lucky

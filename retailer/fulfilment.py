@@ -24,6 +24,7 @@ import logging
 import random
 import secrets
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -46,6 +47,7 @@ NEXT = {
     SandboxOrder.Status.SHIPPED: SandboxOrder.Status.DELIVERED,
 }
 MAX_LINES = 50
+BATCH_MAX = 100
 KEY_MAX = 64
 
 
@@ -109,21 +111,28 @@ def _seen(key: str) -> SandboxOrder | None:
     return order
 
 
-def submit_order(payload: dict) -> dict:
+def _clean_submit(payload) -> tuple[str, list[dict], dict, Decimal]:
+    if not isinstance(payload, dict):
+        raise _api_error(400, "bad_request", "every order is a JSON object")
     key = _clean_key(payload.get("key"))
-    existing = _seen(key)
-    if existing is not None:
-        return order_answer(existing, duplicate=True)
     lines = _clean_lines(payload.get("lines"))
     address = payload.get("address") if isinstance(payload.get("address"), dict) else {}
     try:
         total = Decimal(str(payload.get("total", "0"))).quantize(Decimal("0.01"))
     except (InvalidOperation, ValueError):
         raise _api_error(400, "bad_total", "total must be a decimal string")
-    now = timezone.now()
+    return key, lines, address, total
+
+
+def submit_order(payload: dict) -> dict:
+    key = _clean_key(payload.get("key"))
+    existing = _seen(key)
+    if existing is not None:
+        return order_answer(existing, duplicate=True)
+    key, lines, address, total = _clean_submit(payload)
     try:
         with transaction.atomic():
-            order = _accept_or_refuse(key=key, lines=lines, address=address, total=total, now=now)
+            order = _accept_or_refuse_many([(key, lines, address, total)], now=timezone.now())[0]
     except IntegrityError:  # the same key, submitted concurrently: the other call won
         existing = _seen(key)
         if existing is None:
@@ -132,38 +141,103 @@ def submit_order(payload: dict) -> dict:
     return order_answer(order)
 
 
-def _accept_or_refuse(*, key: str, lines: list[dict], address: dict, total: Decimal, now: datetime) -> SandboxOrder:
+def submit_batch(payload: dict) -> dict:
+    """`orders/submit-batch`: many submits in one call, each answered as `orders/submit`
+    would answer it alone (the same idempotency on each key, the same checks), in the order
+    sent. An order that fails validation gets `{"error": {...}}` in its place; the others
+    go on. New orders are taken in one transaction, the products locked once for all."""
+    from retailer.api import ApiError  # api imports this module
+
+    items = payload.get("orders")
+    if not isinstance(items, list) or not 1 <= len(items) <= BATCH_MAX:
+        raise _api_error(400, "bad_orders", f"orders must be a list of 1-{BATCH_MAX} orders")
+    answers: list[dict | None] = [None] * len(items)
+    cleaned: dict[int, tuple] = {}
+    for i, item in enumerate(items):
+        try:
+            cleaned[i] = _clean_submit(item)
+        except ApiError as exc:
+            answers[i] = exc.as_dict()
+    sent = Counter(key for key, *_ in cleaned.values())  # a key may come more than once
+    known = {o.partner_key: o for o in SandboxOrder.objects.filter(partner_key__in=list(sent))}
+    first: dict[str, int] = {}  # a new key -> where it first appears in this batch
+    for i, (key, *_) in cleaned.items():
+        if key not in known:
+            first.setdefault(key, i)
+    if first:
+        try:
+            with transaction.atomic():
+                made = _accept_or_refuse_many([cleaned[i] for i in first.values()], now=timezone.now())
+        except IntegrityError:
+            # A key arrived meanwhile by another call: one at a time, that one answers as a duplicate.
+            for i in first.values():
+                answers[i] = submit_order(items[i])
+            known.update((o.partner_key, o) for o in SandboxOrder.objects.filter(partner_key__in=list(first)))
+        else:
+            known.update({order.partner_key: order for order in made})
+    for i, (key, *_) in cleaned.items():
+        if answers[i] is None:
+            answers[i] = order_answer(known[key], duplicate=first.get(key) != i)
+    # Every appearance counts as a submission, as it would one call at a time.
+    repeats: dict[int, list[int]] = {}
+    for key, n in sent.items():
+        if key in known and (n := n - (key in first)):
+            repeats.setdefault(n, []).append(known[key].pk)
+    for n, pks in repeats.items():
+        SandboxOrder.objects.filter(pk__in=pks).update(times_submitted=F("times_submitted") + n)
+    return {"results": answers}
+
+
+def _accept_or_refuse_many(orders: list[tuple], *, now: datetime) -> list[SandboxOrder]:
+    """Accept or refuse each new (key, lines, address, total) in turn, against the stock
+    the earlier ones left; the products are locked once, in a fixed order."""
     from retailer.services import touch_products
 
-    wanted: dict[str, int] = {}
-    for line in lines:
-        wanted[line["sku"]] = wanted.get(line["sku"], 0) + line["quantity"]
-    products = {
-        p.sku: p for p in SandboxProduct.objects.select_for_update().filter(sku__in=wanted).order_by("pk")
-    }  # fixed lock order
-    refusal = None
+    skus = {line["sku"] for _key, lines, _address, _total in orders for line in lines}
+    products = {p.sku: p for p in SandboxProduct.objects.select_for_update().filter(sku__in=skus).order_by("pk")}
+    made, touched = [], {}
+    for key, lines, address, total in orders:
+        wanted: dict[str, int] = {}
+        for line in lines:
+            wanted[line["sku"]] = wanted.get(line["sku"], 0) + line["quantity"]
+        common = {
+            "partner_key": key,
+            "reference": _new_reference(),
+            "lines": lines,
+            "address": address,
+            "total": total,
+        }
+        refusal = _refusal(wanted, products)
+        if refusal:
+            made.append(
+                SandboxOrder(
+                    **common, status=SandboxOrder.Status.REFUSED, refusal_code=refusal[0], refusal_message=refusal[1]
+                )
+            )
+            continue
+        made.append(
+            SandboxOrder(
+                **common, status=SandboxOrder.Status.ACCEPTED, next_step_at=now + timedelta(seconds=step_seconds())
+            )
+        )
+        for sku, qty in wanted.items():
+            products[sku].stock -= qty
+            touched[sku] = products[sku]
+    SandboxOrder.objects.bulk_create(made)
+    touch_products(list(touched.values()), ["stock"])
+    return made
+
+
+def _refusal(wanted: dict[str, int], products: dict[str, SandboxProduct]) -> tuple[str, str] | None:
     for sku, qty in wanted.items():
         product = products.get(sku)
         if product is None or product.status != SandboxProduct.Status.ACTIVE:
-            refusal = ("unknown_sku", f"{sku} is not for sale")
-        elif product.seller_type != SandboxProduct.Seller.SELF_OPERATED:
-            refusal = ("not_self_operated", f"{sku} is sold by a third-party seller, not shipped by us")
-        elif product.stock < qty:
-            refusal = ("out_of_stock", f"Our warehouse has {product.stock} of {sku}, {qty} ordered")
-        if refusal:
-            break
-    common = {"partner_key": key, "reference": _new_reference(), "lines": lines, "address": address, "total": total}
-    if refusal:
-        return SandboxOrder.objects.create(
-            **common, status=SandboxOrder.Status.REFUSED, refusal_code=refusal[0], refusal_message=refusal[1]
-        )
-    order = SandboxOrder.objects.create(
-        **common, status=SandboxOrder.Status.ACCEPTED, next_step_at=now + timedelta(seconds=step_seconds())
-    )
-    for sku, qty in wanted.items():
-        products[sku].stock -= qty
-    touch_products(list(products.values()), ["stock"])
-    return order
+            return "unknown_sku", f"{sku} is not for sale"
+        if product.seller_type != SandboxProduct.Seller.SELF_OPERATED:
+            return "not_self_operated", f"{sku} is sold by a third-party seller, not shipped by us"
+        if product.stock < qty:
+            return "out_of_stock", f"Our warehouse has {product.stock} of {sku}, {qty} ordered"
+    return None
 
 
 def get_order(payload: dict) -> dict:
