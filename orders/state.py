@@ -75,3 +75,33 @@ def transition(*, order: Order, to: str, actor_kind: str, actor=None, reason: st
         order=order, from_status=from_status, to_status=to, actor=actor, actor_kind=actor_kind,
         reason=reason[:200], at=now,
     )  # fmt: skip
+
+
+def transition_many(*, moves: list[tuple[Order, str]], to: str, actor_kind: str) -> list[OrderEvent]:
+    """`transition` for many locked orders at once, each (order, reason): one UPDATE and one
+    INSERT instead of two statements per order. Only for moves that stamp nothing but the
+    status (not to paid, not to a final status). All or nothing: one illegal move refuses them all."""
+    if not moves:
+        return []
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("transition_many() needs a transaction with the order rows locked")
+    if to == S.PAID or to in FINAL:
+        raise ValueError(f"transition_many() does not stamp the times a move to {to} needs; use transition()")
+    for order, _reason in moves:
+        if not can_move(order.status, to):
+            raise IllegalTransition(
+                f"Order {order.number} is {Order.Status(order.status).label.lower()} and can't become "
+                f"{Order.Status(to).label.lower()}.",
+                status=order.status,
+            )
+    now = timezone.now()
+    events = [
+        OrderEvent(
+            order=order, from_status=order.status, to_status=to, actor_kind=actor_kind, reason=reason[:200], at=now
+        )
+        for order, reason in moves
+    ]
+    Order.objects.filter(pk__in=[order.pk for order, _reason in moves]).update(status=to, updated_at=now)
+    for order, _reason in moves:
+        order.status, order.updated_at = to, now
+    return OrderEvent.objects.bulk_create(events)

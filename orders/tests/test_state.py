@@ -7,7 +7,7 @@ from django.db import transaction
 
 from orders import errors
 from orders.models import Order, OrderEvent
-from orders.state import TRANSITIONS, can_move, transition
+from orders.state import TRANSITIONS, can_move, transition, transition_many
 from orders.tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -62,3 +62,27 @@ def test_transition_outside_a_transaction_is_refused():
         finally:
             connection.in_atomic_block = atomic
     assert Order.objects.get(pk=order.pk).status == "pending_payment"
+
+
+def test_moving_many_orders_at_once_audits_each_or_moves_none():
+    sent = [make_order("sent_to_retailer") for _ in range(3)]
+    with transaction.atomic():
+        events = transition_many(
+            moves=[(o, f"Accepted ({o.number})") for o in sent], to="accepted", actor_kind="retailer"
+        )
+    assert len(events) == 3
+    for order in sent:
+        order.refresh_from_db()
+        assert order.status == "accepted"
+        event = order.events.get()
+        assert (event.from_status, event.to_status, event.reason) == ("sent_to_retailer", "accepted",
+                                                                      f"Accepted ({order.number})")  # fmt: skip
+    # One illegal move in the lot: nothing moves, nothing is recorded.
+    mixed = [make_order("sent_to_retailer"), make_order("cancelled")]
+    with pytest.raises(errors.IllegalTransition), transaction.atomic():
+        transition_many(moves=[(o, "") for o in mixed], to="accepted", actor_kind="retailer")
+    assert [Order.objects.get(pk=o.pk).status for o in mixed] == ["sent_to_retailer", "cancelled"]
+    assert not OrderEvent.objects.filter(order__in=mixed).exists()
+    # Moves that stamp a time (paid, a final status) go through transition() alone.
+    with pytest.raises(ValueError), transaction.atomic():
+        transition_many(moves=[(mixed[0], "")], to="cancelled", actor_kind="retailer")
