@@ -30,7 +30,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Subquery, Value
+from django.db.models import F, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -39,7 +39,7 @@ from fulfilment import live
 from fulfilment.models import AfterSalesRequest, CommissionEntry, DeliveryAttempt, Handoff, OutboxMessage
 from orders import errors
 from orders.models import Order, OrderEvent, OrderLine, Payment
-from orders.state import transition
+from orders.state import transition, transition_many
 from streams.models import Notification
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,11 @@ def lease_seconds() -> float:
     return float(_setting("FULFILMENT_LEASE_SECONDS", 60))
 
 
+def batch_size() -> int:
+    """At most this many submits go to the retailer in one call."""
+    return max(1, min(100, int(_setting("FULFILMENT_BATCH_SIZE", 20))))
+
+
 def requeue_seconds() -> float:
     """A queued message not picked up within this long is queued again by the sweep (its
     task was lost: Redis restarted, or a killed worker held it unacknowledged)."""
@@ -86,24 +91,26 @@ def requeue_seconds() -> float:
 # --- the outbox --------------------------------------------------------------------------
 
 
-def outbox_enqueue(*, order: Order, kind: str, key: str, payload: dict) -> OutboxMessage:
+def outbox_enqueue(*, order: Order, kind: str, key: str, payload: dict) -> None:
     """Write a message in the caller's transaction; it is sent once that commits."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox_enqueue() must run inside the transaction that makes the change")
+    now = timezone.now()
+    if kind == K.SUBMIT_ORDER:
+        # The hot path: one INSERT (a second confirm of the same order adds nothing), and the
+        # kick names no message: it sends whatever submits are due.
+        OutboxMessage.objects.bulk_create(
+            [OutboxMessage(key=key, kind=kind, order=order, payload=payload, next_attempt_at=now, queued_at=now)],
+            ignore_conflicts=True,
+        )
+        transaction.on_commit(kick_submits)
+        return
     message, created = OutboxMessage.objects.get_or_create(
-        key=key,
-        defaults={
-            "kind": kind,
-            "order": order,
-            "payload": payload,
-            "next_attempt_at": timezone.now(),
-            "queued_at": timezone.now(),
-        },
+        key=key, defaults={"kind": kind, "order": order, "payload": payload, "next_attempt_at": now, "queued_at": now}
     )
     if created:
         message_id = message.pk
         transaction.on_commit(lambda: kick(message_id=message_id))
-    return message
 
 
 def kick(*, message_id: int) -> None:
@@ -118,62 +125,179 @@ def kick(*, message_id: int) -> None:
         log.warning("could not queue outbox message %s; the sweep will send it", message_id, exc_info=True)
 
 
+# The submit kick's flag: set while a drainer (`outbox_deliver_submits`) is queued or
+# running, so a busy second queues one task, not one per order. A drainer refreshes it
+# each round; if its task is lost the flag lapses after this long and kicks queue again.
+KICK_HOLD_MS = 5000
+# A drainer hands over to a fresh task after this long (tasks have a time limit).
+DRAIN_SECONDS = 20.0
+
+
+def kick_flag() -> str:
+    return f"{settings.REDIS_PREFIX}:fulfilment:submit-kick"
+
+
+def _flag(op: str) -> bool:
+    """Set ("take": only if free), refresh or clear the kick flag. Where tasks run in the
+    calling process (the embedded default, most tests) no drainer waits in a queue, so
+    there is nothing to share: always True."""
+    from config.celery import app
+    from streams.fanout import sync_redis
+
+    if not settings.REDIS_URL or app.conf.task_always_eager:
+        return True
+    if op == "take":
+        return bool(sync_redis().set(kick_flag(), 1, nx=True, px=KICK_HOLD_MS))
+    if op == "refresh":
+        return bool(sync_redis().set(kick_flag(), 1, px=KICK_HOLD_MS))
+    return bool(sync_redis().delete(kick_flag()))
+
+
+def kick_submits() -> None:
+    """After a submit commits: make sure a drainer will see it. Queues one unless one is
+    queued or running already (it claims again before it stops). Losing this kick (crash,
+    Redis down) loses nothing: the sweep sends the submit."""
+    if not _setting("FULFILMENT_DISPATCH_ON_COMMIT", True):
+        return
+    from fulfilment import tasks
+
+    try:
+        if _flag("take"):
+            tasks.deliver_submits.delay()
+    except Exception:
+        log.warning("could not queue the submit drainer; the sweep will send it", exc_info=True)
+
+
+def outbox_deliver_submits(*, now: datetime | None = None, seconds: float = DRAIN_SECONDS) -> int:
+    """The kick's task: send due submits, a batch per call to the retailer, until none
+    are due. Under a steady stream one drainer claims whatever arrived while its last
+    batch was out, so the batch grows with the load and the tasks do not. A full batch
+    also queues a helper, so idle workers share a backlog. After `seconds` a fresh task
+    takes over. Returns how many were sent."""
+    from fulfilment import tasks
+
+    sent, deadline, released = 0, time.monotonic() + seconds, False
+    while True:
+        messages = _claim_submits(None, now or timezone.now())
+        if not messages and not released:
+            # Clear the flag, then look once more: a submit that committed before the flag
+            # went is seen now; one that commits after it queues a drainer of its own.
+            _flag_quietly("clear")
+            released = True
+            messages = _claim_submits(None, now or timezone.now())
+        if not messages:
+            return sent
+        if not released:
+            _flag_quietly("refresh")
+        if len(messages) == batch_size():
+            tasks.deliver_submits.delay()  # a helper for the backlog
+        _send_submits(messages)
+        sent += len(messages)
+        if time.monotonic() > deadline:
+            tasks.deliver_submits.delay()  # the successor; the flag stays held
+            return sent
+
+
+def _flag_quietly(op: str) -> None:
+    try:
+        _flag(op)
+    except Exception:
+        log.warning("could not %s the kick flag; it lapses by itself", op, exc_info=True)
+
+
+def _due(now: datetime) -> Q:
+    """A message a sender may take now: pending and due, or held by a sender gone silent."""
+    return Q(status=M.PENDING, next_attempt_at__lte=now) | Q(status=M.IN_FLIGHT, lease_until__lt=now)
+
+
+def _take(messages: list[OutboxMessage], now: datetime) -> str:
+    """Put locked, due messages in flight under one new claim token (one UPDATE). A message
+    whose last sender went silent (killed, lost) has that attempt recorded as failed."""
+    lost = [
+        DeliveryAttempt(
+            message=m,
+            number=m.attempts,
+            started_at=m.updated_at,
+            outcome=DeliveryAttempt.Outcome.RETRY,
+            error="The sender stopped before finishing (lease expired); sending again.",
+        )
+        for m in messages
+        if m.status == M.IN_FLIGHT
+    ]
+    DeliveryAttempt.objects.bulk_create(lost)
+    token = secrets.token_hex(8)
+    lease = now + timedelta(seconds=lease_seconds())
+    OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(
+        status=M.IN_FLIGHT, attempts=F("attempts") + 1, claim_token=token, lease_until=lease, updated_at=timezone.now()
+    )
+    for m in messages:
+        m.status, m.attempts, m.claim_token, m.lease_until = M.IN_FLIGHT, m.attempts + 1, token, lease
+    return token
+
+
 def _claim(message_id: int, now: datetime) -> tuple[OutboxMessage, str] | None:
-    """Take a due message with a lease, in one transaction that also moves a submitted order
-    paid -> sent_to_retailer. Locks the order first, then the message (the lock order
-    used everywhere); a message another sender holds right now is skipped."""
+    """Take one due message (cancel, return) with a lease; a message another sender holds
+    right now is skipped."""
     with transaction.atomic():
-        # Only a submit moves the order, so only a submit locks it (one statement: the
-        # subquery finds the message's order).
-        order = (
-            Order.objects.select_for_update()
-            .filter(
-                pk=Subquery(OutboxMessage.objects.filter(pk=message_id, kind=K.SUBMIT_ORDER).values("order_id")[:1])
-            )
-            .first()
-        )
-        message = (
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk=message_id)
-            .filter(Q(status=M.PENDING, next_attempt_at__lte=now) | Q(status=M.IN_FLIGHT, lease_until__lt=now))
-            .first()
-        )
+        message = OutboxMessage.objects.select_for_update(skip_locked=True).filter(_due(now), pk=message_id).first()
         if message is None:
             return None  # not due, done, dead, or another sender holds it right now
-        if message.status == M.IN_FLIGHT:
-            # The last sender went silent (killed, lost): its attempt counts as failed.
-            DeliveryAttempt.objects.create(
-                message=message,
-                number=message.attempts,
-                started_at=message.updated_at,
-                outcome="retry",
-                error="The sender stopped before finishing (lease expired); sending again.",
+        return message, _take([message], now)
+
+
+def _claim_submits(message_id: int | None, now: datetime) -> list[OutboxMessage]:
+    """Take this submit (if given) and other due ones, `batch_size()` in all, in one
+    transaction that also moves their paid orders to sent_to_retailer. Locks orders first,
+    then messages (the lock order used everywhere). This message's order is waited for;
+    the others are skipped if anyone holds them, so two senders never wait on each other."""
+    with transaction.atomic():
+        orders = {}
+        if message_id is not None:
+            own = (
+                Order.objects.select_for_update()
+                .filter(pk=Subquery(OutboxMessage.objects.filter(pk=message_id).values("order_id")[:1]))
+                .first()
             )
-        token = secrets.token_hex(8)
-        message.status = M.IN_FLIGHT
-        message.attempts += 1
-        message.claim_token = token
-        message.lease_until = now + timedelta(seconds=lease_seconds())
-        message.save(update_fields=["status", "attempts", "claim_token", "lease_until", "updated_at"])
-        if order is not None and order.status == S.PAID:
-            transition(
-                order=order,
-                to=S.SENT_TO_RETAILER,
-                actor_kind=OrderEvent.Actor.SYSTEM,
-                reason="Handed to the retailer's warehouse",
+            if own is None:
+                return []
+            orders[own.pk] = own
+        if batch_size() > len(orders):
+            others = (
+                OutboxMessage.objects.filter(_due(now), kind=K.SUBMIT_ORDER)
+                .exclude(order_id__in=list(orders))
+                .order_by("next_attempt_at")
+                .values("order_id")[: batch_size() - len(orders)]
             )
-            order_id = order.pk
-            transaction.on_commit(lambda: live.order_changed(order_id=order_id))
-        return message, token
+            orders.update(
+                (order.pk, order)
+                for order in Order.objects.select_for_update(skip_locked=True).filter(pk__in=Subquery(others))
+            )
+        messages = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(_due(now), kind=K.SUBMIT_ORDER, order_id__in=list(orders))
+            .order_by("pk")
+        )
+        if not messages:
+            return []
+        _take(messages, now)
+        sent = [orders[m.order_id] for m in messages if orders[m.order_id].status == S.PAID]
+        transition_many(
+            moves=[(order, "Handed to the retailer's warehouse") for order in sent],
+            to=S.SENT_TO_RETAILER,
+            actor_kind=OrderEvent.Actor.SYSTEM,
+        )
+        for order in sent:
+            _on_commit_changed(order.pk)
+        return messages
+
+
+def _on_commit_changed(order_id: int) -> None:
+    transaction.on_commit(lambda: live.order_changed(order_id=order_id))
 
 
 def _send(message: OutboxMessage) -> dict:
     client = get_retailer_client()
     p = message.payload
-    if message.kind == K.SUBMIT_ORDER:
-        return client.submit_order(
-            key=p["key"], lines=p["lines"], address=p["address"], total=p["total"], currency=p["currency"]
-        )
     if message.kind == K.CANCEL_ORDER:
         return client.cancel_order(key=p["key"])
     if message.kind == K.REQUEST_RETURN:
@@ -181,30 +305,66 @@ def _send(message: OutboxMessage) -> dict:
     raise RetailerRejected(f"unknown outbox kind {message.kind}", code="unknown_kind")
 
 
-def outbox_deliver(*, message_id: int, now: datetime | None = None) -> str:
-    """Send one message if it is due. Safe to run twice, concurrently, or after a crash."""
-    claimed = _claim(message_id, now or timezone.now())
-    if claimed is None:
-        return "skipped"
-    message, token = claimed
+def _submission(message: OutboxMessage) -> dict:
+    p = message.payload
+    return {k: p[k] for k in ("key", "lines", "address", "total", "currency")}
+
+
+def _call(send) -> tuple[object, str, bool, datetime, int]:
+    """Run one call to the retailer: (answer or None, error, permanent?, started, duration_ms)."""
     started = timezone.now()
     t0 = time.monotonic()
     answer, error, permanent = None, "", False
     try:
-        answer = _send(message)
+        answer = send()
     except RetailerRejected as exc:
         error, permanent = f"{exc.code}: {exc.message}", True
     except RetailerError as exc:
         error = f"{exc.code}: {exc.message}"
     except Exception as exc:
-        log.exception("outbox message %s failed", message_id)
+        log.exception("a call to the retailer failed")
         error = f"{type(exc).__name__}: {exc}"
-    duration_ms = int((time.monotonic() - t0) * 1000)
+    return answer, error, permanent, started, int((time.monotonic() - t0) * 1000)
+
+
+def outbox_deliver(*, message_id: int, now: datetime | None = None) -> str:
+    """Send one message if it is due. Safe to run twice, concurrently, or after a crash.
+
+    A submit goes in a batch with other due submits (one call to the retailer, each order
+    still keyed by its own number); the answer is this message's outcome."""
+    now = now or timezone.now()
+    kind = OutboxMessage.objects.filter(_due(now), pk=message_id).values_list("kind", flat=True).first()
+    if kind is None:
+        return "skipped"  # not due, done, dead, withdrawn: nothing to lock
+    if kind == K.SUBMIT_ORDER:
+        return _send_submits(_claim_submits(message_id, now)).get(message_id, "skipped")
+    claimed = _claim(message_id, now)
+    if claimed is None:
+        return "skipped"
+    message, _token = claimed
+    answer, error, permanent, started, duration_ms = _call(lambda: _send(message))
+    outcomes = _finish(
+        messages=[message],
+        answers=[answer],
+        error=error,
+        permanent=permanent,
+        started=started,
+        duration_ms=duration_ms,
+    )
+    return outcomes[message_id]
+
+
+def _send_submits(messages: list[OutboxMessage]) -> dict[int, str]:
+    """One call to the retailer for claimed submits, each keyed by its order number."""
+    if not messages:
+        return {}
+    client = get_retailer_client()
+    answers, error, permanent, started, duration_ms = _call(
+        lambda: client.submit_orders([_submission(m) for m in messages])
+    )
     return _finish(
-        message_id=message_id,
-        order_id=message.order_id,
-        token=token,
-        answer=answer,
+        messages=messages,
+        answers=answers or [None] * len(messages),
         error=error,
         permanent=permanent,
         started=started,
@@ -222,61 +382,85 @@ FINISH_FIELDS = [
     "last_error",
     "next_attempt_at",
     "queued_at",
+    "updated_at",
 ]
 
 
 def _finish(
     *,
-    message_id: int,
-    order_id: int,
-    token: str,
-    answer: dict | None,
+    messages: list[OutboxMessage],
+    answers: list[dict | None],
     error: str,
     permanent: bool,
     started: datetime,
     duration_ms: int,
-) -> str:
+) -> dict[int, str]:
+    """Record one call's answers, one per message sent, in one transaction: an attempt
+    each, and the answer applied to its order. {message id: outcome}."""
+    now = timezone.now()
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order_id)  # lock order: order, then message
-        message = OutboxMessage.objects.select_for_update().get(pk=message_id)
-        attempt = DeliveryAttempt(
-            message=message,
-            number=message.attempts,
-            started_at=started,
-            duration_ms=duration_ms,
-            worker=worker_name(),
-            error=error[:2000],
-        )
-        if message.claim_token != token or message.status != M.IN_FLIGHT:
-            attempt.outcome = DeliveryAttempt.Outcome.RETRY
-            attempt.error = (error + " (finished after another sender took over)").strip()
-            attempt.save()
-            return "superseded"
-        message.lease_until = None
-        message.claim_token = ""
-        if answer is not None:
-            attempt.outcome = DeliveryAttempt.Outcome.OK
-            message.status = M.DONE
-            message.result = answer
-            message.done_at = timezone.now()
-            message.last_error = ""
-            _apply_answer(order=order, message=message, answer=answer)
-        elif permanent or message.attempts >= max_attempts():
-            attempt.outcome = DeliveryAttempt.Outcome.DEAD
-            message.status = M.DEAD
-            message.last_error = error
-            log.error(
-                "outbox message %s (%s) dead after %d attempts: %s", message.pk, message.key, message.attempts, error
+        # lock order: orders, then messages
+        orders = {
+            o.pk: o
+            for o in Order.objects.select_for_update().filter(pk__in={m.order_id for m in messages}).order_by("pk")
+        }
+        current = {m.pk: m for m in OutboxMessage.objects.select_for_update().filter(pk__in=[m.pk for m in messages])}
+        outcomes, attempts, done, changed = {}, [], [], []
+        for sent, answer in zip(messages, answers, strict=True):
+            message = current[sent.pk]
+            item_error, item_permanent = error, permanent
+            if answer is not None and isinstance(answer.get("error"), dict):  # the retailer could not read this one
+                item_error = f"{answer['error'].get('code', 'rejected')}: {answer['error'].get('message', '')}"
+                item_permanent, answer = True, None
+            attempt = DeliveryAttempt(
+                message=message,
+                number=message.attempts,
+                started_at=started,
+                duration_ms=duration_ms,
+                worker=worker_name(),
+                error=item_error[:2000],
             )
-        else:
-            attempt.outcome = DeliveryAttempt.Outcome.RETRY
-            message.status = M.PENDING
-            message.last_error = error
-            message.next_attempt_at = timezone.now() + timedelta(seconds=backoff_delay(message.attempts))
-            message.queued_at = None  # the sweep queues it when due
-        message.save(update_fields=[*FINISH_FIELDS, "updated_at"])
-        attempt.save()
-        return attempt.outcome
+            attempts.append(attempt)
+            if message.claim_token != sent.claim_token or message.status != M.IN_FLIGHT:
+                attempt.outcome = DeliveryAttempt.Outcome.RETRY
+                attempt.error = (item_error + " (finished after another sender took over)").strip()
+                outcomes[message.pk] = "superseded"
+                continue
+            message.lease_until, message.claim_token, message.updated_at = None, "", now
+            if answer is not None:
+                attempt.outcome = DeliveryAttempt.Outcome.OK
+                message.status, message.result, message.done_at, message.last_error = M.DONE, answer, now, ""
+                done.append((orders[message.order_id], message, answer))
+            elif item_permanent or message.attempts >= max_attempts():
+                attempt.outcome = DeliveryAttempt.Outcome.DEAD
+                message.status, message.last_error = M.DEAD, item_error
+                log.error(
+                    "outbox message %s (%s) dead after %d attempts: %s",
+                    message.pk,
+                    message.key,
+                    message.attempts,
+                    item_error,
+                )
+            else:
+                attempt.outcome = DeliveryAttempt.Outcome.RETRY
+                message.status, message.last_error = M.PENDING, item_error
+                message.next_attempt_at = now + timedelta(seconds=backoff_delay(message.attempts))
+                message.queued_at = None  # the sweep queues it when due
+            changed.append(message)
+            outcomes[message.pk] = attempt.outcome
+        # The usual outcome in two statements (a CASE over every field of every message
+        # costs more Python than the rest of the batch); the rare ones one by one.
+        ok = [m for m in changed if m.status == M.DONE]
+        OutboxMessage.objects.filter(pk__in=[m.pk for m in ok]).update(
+            status=M.DONE, lease_until=None, claim_token="", done_at=now, last_error="", updated_at=now
+        )
+        OutboxMessage.objects.bulk_update(ok, ["result"])
+        for message in changed:
+            if message.status != M.DONE:
+                message.save(update_fields=FINISH_FIELDS)
+        DeliveryAttempt.objects.bulk_create(attempts)
+        _apply_answers(done)
+    return outcomes
 
 
 def outbox_sweep(*, now: datetime | None = None, limit: int = 1000) -> int:
@@ -285,10 +469,11 @@ def outbox_sweep(*, now: datetime | None = None, limit: int = 1000) -> int:
     from fulfilment import tasks
 
     now = now or timezone.now()
-    due = Q(status=M.PENDING, next_attempt_at__lte=now) | Q(status=M.IN_FLIGHT, lease_until__lt=now)
     not_queued = Q(queued_at__isnull=True) | Q(queued_at__lt=now - timedelta(seconds=requeue_seconds()))
     ids = list(
-        OutboxMessage.objects.filter(due, not_queued).order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+        OutboxMessage.objects.filter(_due(now), not_queued)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
     )
     # Mark first: a sweep that dies half-way re-queues the rest after the requeue delay.
     OutboxMessage.objects.filter(pk__in=ids).update(queued_at=now)
@@ -358,6 +543,41 @@ def advance(*, order: Order, to: str, reason: str) -> bool:
     order_id = order.pk
     transaction.on_commit(lambda: live.order_changed(order_id=order_id))
     return True
+
+
+def _apply_answers(done: list[tuple[Order, OutboxMessage, dict]]) -> None:
+    """Apply the retailer's answers to their locked orders. The usual one (a submit
+    accepted, the order sent and not yet heard of by callback) is applied to all such
+    orders at once: one INSERT of hand-offs, one move to accepted; any other answer
+    order by order."""
+    usual = [
+        (order, answer)
+        for order, message, answer in done
+        if message.kind == K.SUBMIT_ORDER
+        and order.status == S.SENT_TO_RETAILER
+        and (answer.get("order") or {}).get("status") == S.ACCEPTED
+    ]
+    known = set(Handoff.objects.filter(order__in=[order for order, _ in usual]).values_list("order_id", flat=True))
+    usual = [(order, answer) for order, answer in usual if order.pk not in known]
+    now, ids = timezone.now(), {order.pk for order, _ in usual}
+    handoffs = [
+        Handoff(order=order, retailer_order_id=str(answer["order"].get("id", ""))[:40], accepted_at=now)
+        for order, answer in usual
+    ]
+    Handoff.objects.bulk_create(handoffs)
+    transition_many(
+        moves=[
+            (order, f"Accepted by the retailer (order {handoff.retailer_order_id})")
+            for (order, _), handoff in zip(usual, handoffs, strict=True)
+        ],
+        to=S.ACCEPTED,
+        actor_kind=OrderEvent.Actor.RETAILER,
+    )
+    for order_id in ids:
+        _on_commit_changed(order_id)
+    for order, message, answer in done:
+        if order.pk not in ids or message.kind != K.SUBMIT_ORDER:
+            _apply_answer(order=order, message=message, answer=answer)
 
 
 def _apply_answer(*, order: Order, message: OutboxMessage, answer: dict) -> None:
@@ -448,7 +668,7 @@ def _tell_buyer(order: Order, text: str, *, toast: bool = False) -> None:
 # --- the seam: called by orders inside the confirming transaction -------------------------
 
 
-def order_confirmed(*, order: Order) -> OutboxMessage:
+def order_confirmed(*, order: Order) -> None:
     """Write the hand-off message and the commission entries, in the caller's transaction."""
     lines = list(order.lines.all())
     payload = {
@@ -462,7 +682,7 @@ def order_confirmed(*, order: Order) -> OutboxMessage:
         "currency": order.currency,
     }
     commission_record(order=order, lines=lines)
-    return outbox_enqueue(order=order, kind=K.SUBMIT_ORDER, key=f"submit:{order.number}", payload=payload)
+    outbox_enqueue(order=order, kind=K.SUBMIT_ORDER, key=f"submit:{order.number}", payload=payload)
 
 
 def submit_withdraw(*, order: Order) -> None:
@@ -623,9 +843,7 @@ def return_refund(*, request_id: int) -> bool:
 
 
 def commission_record(*, order: Order, lines: list[OrderLine] | None = None) -> list[CommissionEntry]:
-    from streams.models import Room
-
-    host_id = Room.objects.filter(pk=order.room_id).values_list("host_id", flat=True).get()
+    host_id = order.room.host_id
     entries = [
         CommissionEntry(
             line=ln,

@@ -25,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, Subquery, Sum, prefetch_related_objects
 from django.utils import timezone
 
 from accounts.models import Address, User
@@ -879,12 +879,17 @@ def _pay(*, order_id: int, card: Card, actor: User | None) -> None:
 
 def apply_charge_result(*, payment_id: int, outcome: str, decline_reason: str = "", raw: dict | None = None) -> str:
     """Record what the gateway said; the order follows. Safe to call twice."""
-    order_id = Payment.objects.filter(pk=payment_id).values_list("order_id", flat=True).first()
-    if order_id is None:
-        return "unknown_payment"
     gateway = get_gateway()
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order_id)
+        order = (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("room")  # the commission entries name the room's host
+            .filter(pk=Subquery(Payment.objects.filter(pk=payment_id).values("order_id")[:1]))
+            .first()
+        )
+        if order is None:
+            return "unknown_payment"
+        order_id = order.pk
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.status in (Payment.Status.SUCCEEDED, Payment.Status.DECLINED, Payment.Status.REFUNDED):
             return "already_final"
@@ -908,6 +913,7 @@ def apply_charge_result(*, payment_id: int, outcome: str, decline_reason: str = 
                 return "late"
             transition(order=order, to=S.PAID, actor_kind=OrderEvent.Actor.GATEWAY,
                        reason=f"Payment received ({payment.card_label})")  # fmt: skip
+            prefetch_related_objects([order], "lines")  # read once, for the seam and the buckets
             _order_confirmed(order)
             _confirm_lines(order)  # last: the hot bucket row stays locked only until the commit
             return "paid"
@@ -929,8 +935,8 @@ def _order_confirmed(order: Order) -> None:
     from fulfilment.services import order_confirmed
 
     order_confirmed(order=order)
-    order_id = order.pk
-    transaction.on_commit(lambda: live.order_paid(order_id=order_id))
+    order_id, room_id = order.pk, order.room_id
+    transaction.on_commit(lambda: live.order_paid(order_id=order_id, room_id=room_id))
 
 
 def _after_release(order: Order) -> None:
