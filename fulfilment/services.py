@@ -162,10 +162,30 @@ def kick_submits() -> None:
     from fulfilment import tasks
 
     try:
-        if _flag("take"):
-            tasks.deliver_submits.delay()
+        if not _flag("take"):
+            return
+    except Exception:
+        log.warning("could not take the kick flag; the sweep will send the submit", exc_info=True)
+        return
+    try:
+        tasks.deliver_submits.delay()
     except Exception:
         log.warning("could not queue the submit drainer; the sweep will send it", exc_info=True)
+        _flag_quietly("clear")  # no drainer behind the flag: let the next kick try
+
+
+def _queue_drainer(why: str) -> None:
+    from fulfilment import tasks
+
+    try:
+        tasks.deliver_submits.delay()
+    except Exception:
+        log.warning("could not queue a %s drainer; the sweep covers what is left", why, exc_info=True)
+
+
+# After the flag is cleared, a due submit the last claim skipped (its order row held by
+# someone else for a moment) is looked for again this many times, 50 ms apart.
+RECHECKS = 5
 
 
 def outbox_deliver_submits(*, now: datetime | None = None, seconds: float = DRAIN_SECONDS) -> int:
@@ -173,10 +193,15 @@ def outbox_deliver_submits(*, now: datetime | None = None, seconds: float = DRAI
     are due. Under a steady stream one drainer claims whatever arrived while its last
     batch was out, so the batch grows with the load and the tasks do not. A full batch
     also queues a helper, so idle workers share a backlog. After `seconds` a fresh task
-    takes over. Returns how many were sent."""
-    from fulfilment import tasks
+    takes over. Returns how many were sent.
 
-    sent, deadline, released = 0, time.monotonic() + seconds, False
+    Where tasks run in the calling process (the embedded default) it sends one batch and
+    returns: the buyer's request that kicked it is not kept waiting for everyone's
+    submits; the next kick or the sweep takes the rest."""
+    from config.celery import app
+
+    inline = app.conf.task_always_eager
+    sent, deadline, released, rechecks = 0, time.monotonic() + seconds, False, 0
     while True:
         messages = _claim_submits(None, now or timezone.now())
         if not messages and not released:
@@ -186,15 +211,22 @@ def outbox_deliver_submits(*, now: datetime | None = None, seconds: float = DRAI
             released = True
             messages = _claim_submits(None, now or timezone.now())
         if not messages:
-            return sent
+            due = OutboxMessage.objects.filter(_due(now or timezone.now()), kind=K.SUBMIT_ORDER).exists()
+            if not due or rechecks >= RECHECKS or inline:
+                return sent
+            rechecks += 1  # due, but its order was held: look again shortly
+            time.sleep(0.05)
+            continue
         if not released:
             _flag_quietly("refresh")
-        if len(messages) == batch_size():
-            tasks.deliver_submits.delay()  # a helper for the backlog
+        if len(messages) == batch_size() and not inline:
+            _queue_drainer("helper")  # for the backlog
         _send_submits(messages)
         sent += len(messages)
+        if inline:
+            return sent
         if time.monotonic() > deadline:
-            tasks.deliver_submits.delay()  # the successor; the flag stays held
+            _queue_drainer("successor")  # the flag stays held
             return sent
 
 
@@ -262,15 +294,15 @@ def _claim_submits(message_id: int | None, now: datetime) -> list[OutboxMessage]
                 return []
             orders[own.pk] = own
         if batch_size() > len(orders):
-            others = (
-                OutboxMessage.objects.filter(_due(now), kind=K.SUBMIT_ORDER)
-                .exclude(order_id__in=list(orders))
-                .order_by("next_attempt_at")
-                .values("order_id")[: batch_size() - len(orders)]
-            )
+            # The LIMIT applies after SKIP LOCKED, so two claimers at once each get up to a
+            # batch of their own (a LIMIT inside the subquery would hand both the same rows).
+            due = OutboxMessage.objects.filter(_due(now), kind=K.SUBMIT_ORDER).values("order_id")
             orders.update(
                 (order.pk, order)
-                for order in Order.objects.select_for_update(skip_locked=True).filter(pk__in=Subquery(others))
+                for order in Order.objects.select_for_update(skip_locked=True)
+                .filter(pk__in=Subquery(due))
+                .exclude(pk__in=list(orders))
+                .order_by("pk")[: batch_size() - len(orders)]
             )
         messages = list(
             OutboxMessage.objects.select_for_update(skip_locked=True)
@@ -359,17 +391,26 @@ def _send_submits(messages: list[OutboxMessage]) -> dict[int, str]:
     if not messages:
         return {}
     client = get_retailer_client()
-    answers, error, permanent, started, duration_ms = _call(
+    answers, error, _permanent, started, duration_ms = _call(
         lambda: client.submit_orders([_submission(m) for m in messages])
     )
+    # A refusal of the whole call (a 4xx: a signature or clock problem, a rate limit, a
+    # retailer that does not know the batch endpoint yet) says nothing against any one
+    # order: each is retried on its backoff, and dead only after the usual attempts. An
+    # order the retailer refuses to read on its own is dead at once (`_finish`).
     return _finish(
         messages=messages,
         answers=answers or [None] * len(messages),
         error=error,
-        permanent=permanent,
+        permanent=False,
         started=started,
         duration_ms=duration_ms,
     )
+
+
+def _is_order_answer(answer: dict) -> bool:
+    order = answer.get("order")
+    return isinstance(order, dict) and isinstance(order.get("status"), str) and bool(order["status"])
 
 
 # What `_finish` may change on a message (the payload, key and order never change).
@@ -404,7 +445,10 @@ def _finish(
             o.pk: o
             for o in Order.objects.select_for_update().filter(pk__in={m.order_id for m in messages}).order_by("pk")
         }
-        current = {m.pk: m for m in OutboxMessage.objects.select_for_update().filter(pk__in=[m.pk for m in messages])}
+        current = {
+            m.pk: m
+            for m in OutboxMessage.objects.select_for_update().filter(pk__in=[m.pk for m in messages]).order_by("pk")
+        }
         outcomes, attempts, done, changed = {}, [], [], []
         for sent, answer in zip(messages, answers, strict=True):
             message = current[sent.pk]
@@ -412,6 +456,8 @@ def _finish(
             if answer is not None and isinstance(answer.get("error"), dict):  # the retailer could not read this one
                 item_error = f"{answer['error'].get('code', 'rejected')}: {answer['error'].get('message', '')}"
                 item_permanent, answer = True, None
+            elif answer is not None and sent.kind == K.SUBMIT_ORDER and not _is_order_answer(answer):
+                item_error, answer = "bad_answer: the retailer's answer for this order has no order status", None
             attempt = DeliveryAttempt(
                 message=message,
                 number=message.attempts,
@@ -575,9 +621,30 @@ def _apply_answers(done: list[tuple[Order, OutboxMessage, dict]]) -> None:
     )
     for order_id in ids:
         _on_commit_changed(order_id)
-    for order, message, answer in done:
-        if order.pk not in ids or message.kind != K.SUBMIT_ORDER:
-            _apply_answer(order=order, message=message, answer=answer)
+    rest = [(order, message, answer) for order, message, answer in done if order.pk not in ids]
+    _lock_stock_rows([order for order, _, _ in rest])
+    for order, message, answer in rest:
+        _apply_answer(order=order, message=message, answer=answer)
+
+
+def _lock_stock_rows(orders: list[Order]) -> None:
+    """Before several orders of one batch may give their units back (a refusal, a
+    cancellation) in one transaction: lock every stock row that could touch, in one fixed
+    order (the buyers' allowances, then the buckets, as `_move_units` takes them for a
+    line), so two batches refusing orders of the same rooms never wait on each other
+    crosswise."""
+    from orders.models import PurchaseAllowance, StockBucket
+
+    if len(orders) < 2:
+        return
+    pairs = sorted(set(OrderLine.objects.filter(order__in=orders).values_list("order__buyer_id", "bucket_id")))
+    if not pairs:
+        return
+    allowances = Q()
+    for user_id, bucket_id in pairs:
+        allowances |= Q(user_id=user_id, bucket_id=bucket_id)
+    list(PurchaseAllowance.objects.select_for_update().filter(allowances).order_by("user_id", "bucket_id"))
+    list(StockBucket.objects.select_for_update().filter(pk__in={b for _, b in pairs}).order_by("pk"))
 
 
 def _apply_answer(*, order: Order, message: OutboxMessage, answer: dict) -> None:

@@ -145,21 +145,32 @@ def submit_batch(payload: dict) -> dict:
     """`orders/submit-batch`: many submits in one call, each answered as `orders/submit`
     would answer it alone (the same idempotency on each key, the same checks), in the order
     sent. An order that fails validation gets `{"error": {...}}` in its place; the others
-    go on. New orders are taken in one transaction, the products locked once for all."""
+    go on. New orders are taken in one transaction, the products locked once for all
+    (one at a time if another call took one of the keys meanwhile)."""
     from retailer.api import ApiError  # api imports this module
 
     items = payload.get("orders")
     if not isinstance(items, list) or not 1 <= len(items) <= BATCH_MAX:
         raise _api_error(400, "bad_orders", f"orders must be a list of 1-{BATCH_MAX} orders")
     answers: list[dict | None] = [None] * len(items)
-    cleaned: dict[int, tuple] = {}
+    keys: dict[int, str] = {}
     for i, item in enumerate(items):
         try:
-            cleaned[i] = _clean_submit(item)
+            if not isinstance(item, dict):
+                raise _api_error(400, "bad_request", "every order is a JSON object")
+            keys[i] = _clean_key(item.get("key"))
         except ApiError as exc:
             answers[i] = exc.as_dict()
-    sent = Counter(key for key, *_ in cleaned.values())  # a key may come more than once
+    sent = Counter(keys.values())  # a key may come more than once
     known = {o.partner_key: o for o in SandboxOrder.objects.filter(partner_key__in=list(sent))}
+    # As `orders/submit`: a key already taken is answered as before, whatever the body says now.
+    cleaned: dict[int, tuple] = {}
+    for i, key in keys.items():
+        try:
+            cleaned[i] = (key, None, None, None) if key in known else _clean_submit(items[i])
+        except ApiError as exc:
+            answers[i] = exc.as_dict()
+            sent[key] -= 1
     first: dict[str, int] = {}  # a new key -> where it first appears in this batch
     for i, (key, *_) in cleaned.items():
         if key not in known:

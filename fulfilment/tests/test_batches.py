@@ -2,6 +2,7 @@
 due order, each order still keyed by its own number and answered on its own."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,11 +14,11 @@ from django.utils import timezone
 from fulfilment import services
 from fulfilment.models import DeliveryAttempt, OutboxMessage
 from fulfilment.tests.conftest import make_shop
-from fulfilment.tests.test_handoff import deliver, message_for
+from fulfilment.tests.test_handoff import deliver, later, message_for
 from fulfilment.tests.workers import purge_queue, real_broker
 from orders.models import Order, Payment
 from retailer import api
-from retailer.services import product_stock, sandbox_orders
+from retailer.services import product_stock, sandbox_orders, set_fault
 
 
 def test_due_submits_go_in_one_call_each_keyed_by_its_own_order(backend):
@@ -67,9 +68,10 @@ def test_an_order_the_retailer_cannot_read_is_dead_lettered_alone(shop):
     assert [row["partner_key"] for row in sandbox_orders()] == [good.number]
 
 
-def test_an_answer_without_one_result_per_order_is_retried_not_applied(shop, monkeypatch):
+@pytest.mark.parametrize("results", [[{"order": {}}], [{"order": {}}, {"order": {"status": ""}}]])
+def test_an_answer_without_a_result_for_each_order_is_retried_not_applied(shop, monkeypatch, results):
     placed = [shop.buy(), shop.buy()]
-    monkeypatch.setitem(api.ENDPOINTS, "orders/submit-batch", lambda payload: {"results": [{"order": {}}]})
+    monkeypatch.setitem(api.ENDPOINTS, "orders/submit-batch", lambda payload: {"results": results})
     assert deliver(placed[0]) == "retry"
     for order in placed:
         message = message_for(order)
@@ -77,6 +79,30 @@ def test_an_answer_without_one_result_per_order_is_retried_not_applied(shop, mon
         order.refresh_from_db()
         assert order.status == "sent_to_retailer"
     assert not hasattr(Order.objects.get(pk=placed[0].pk), "handoff")
+
+
+def test_a_whole_call_refused_retries_each_order_rather_than_dead_lettering_it(shop, settings):
+    """A 4xx on the whole call (a signature or clock problem, a rate limit) says nothing
+    against any one order: retried on its backoff, dead only after the usual attempts."""
+    settings.FULFILMENT_MAX_ATTEMPTS = 2
+    placed = [shop.buy(), shop.buy()]
+    set_fault(kind="error", status_code=401, times=2, endpoint="orders/submit")
+    assert deliver(placed[0]) == "retry"
+    for order in placed:
+        message = message_for(order)
+        assert message.status == "pending" and "injected_fault" in message.last_error
+    assert services.outbox_deliver(message_id=message_for(placed[0]).pk, now=later(3600)) == "dead"
+    assert {message_for(o).status for o in placed} == {"dead"}  # after the attempts allowed, as for any failure
+
+
+def test_in_process_a_kick_sends_one_batch_and_returns(shop, settings):
+    """The embedded default runs the drainer inside the request that confirmed an order:
+    it sends one batch, not everyone's backlog, and the next kick or the sweep go on."""
+    settings.FULFILMENT_BATCH_SIZE = 2
+    placed = [shop.buy() for _ in range(5)]
+    assert services.outbox_deliver_submits() == 2
+    assert [services.outbox_deliver_submits() for _ in range(3)] == [2, 1, 0]
+    assert {Order.objects.get(pk=o.pk).status for o in placed} == {"accepted"}
 
 
 def test_a_sender_skips_an_order_someone_else_holds_and_leaves_it_due(transactional_db):
@@ -110,10 +136,11 @@ def test_two_senders_at_once_hand_each_order_over_once(backend, settings):
     placed = [shop.buy() for _ in range(12)]
     start = threading.Barrier(2)
 
-    def sender():  # a drainer, as a worker runs it (its helpers for full batches run inline here)
+    def sender():  # tasks run in-process here: each call sends one batch
         start.wait(10)
         try:
-            services.outbox_deliver_submits()
+            while services.outbox_deliver_submits():
+                pass
         finally:
             connection.close()
 
@@ -176,14 +203,19 @@ def test_many_confirmations_queue_one_drainer_and_it_sends_them_all(broker, sett
 
 def test_a_lost_drainer_holds_the_kick_only_for_a_while(broker, settings):
     settings.FULFILMENT_DISPATCH_ON_COMMIT = True
-    broker.set(services.kick_flag(), 1, px=300)  # a drainer was queued, then lost with Redis' queue
     shop = make_shop()
     shop.buy()
+    assert queued_tasks(broker).count("fulfilment.tasks.deliver_submits") == 1
+    # That drainer is lost (say, with Redis' queue): the flag it left lapses by itself.
+    purge_queue(settings.REDIS_URL, settings.REDIS_PREFIX)
+    assert 0 < broker.pttl(services.kick_flag()) <= services.KICK_HOLD_MS
+    shop.buy()
     assert "fulfilment.tasks.deliver_submits" not in queued_tasks(broker)  # held; the sweep would send it
-    broker.delete(services.kick_flag())  # the hold lapses (KICK_HOLD_MS)
+    broker.pexpire(services.kick_flag(), 50)  # as if KICK_HOLD_MS had passed
+    time.sleep(0.2)
     shop.buy()
     assert queued_tasks(broker).count("fulfilment.tasks.deliver_submits") == 1
-    assert services.outbox_deliver_submits() == 2
+    assert services.outbox_deliver_submits() == 3
 
 
 def test_a_kick_with_redis_down_loses_nothing(transactional_db, settings):

@@ -97,3 +97,12 @@ def test_two_batches_with_the_same_keys_at_once_ship_each_key_once():
     assert sorted(SandboxOrder.objects.values_list("partner_key", flat=True)) == ["A", "B", "C", "D"]
     assert product_stock(sku="BATCH-1") == 6
     assert dict(SandboxOrder.objects.values_list("partner_key", "times_submitted")) == {"A": 1, "B": 2, "C": 2, "D": 1}
+
+
+def test_a_key_already_taken_is_answered_as_before_whatever_the_body_says_now(stocked):
+    taken = api.handle("orders/submit", order("A"))
+    results = api.handle("orders/submit-batch", {"orders": [order("A", quantity=0), order("B", quantity=0)]})
+    again, new = results["results"]
+    assert again["duplicate"] and again["order"]["id"] == taken["order"]["id"]  # as orders/submit answers it
+    assert new["error"]["code"] == "bad_lines"
+    assert dict(SandboxOrder.objects.values_list("partner_key", "times_submitted")) == {"A": 2}
