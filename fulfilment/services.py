@@ -183,11 +183,6 @@ def _queue_drainer(why: str) -> None:
         log.warning("could not queue a %s drainer; the sweep covers what is left", why, exc_info=True)
 
 
-# After the flag is cleared, a due submit the last claim skipped (its order row held by
-# someone else for a moment) is looked for again this many times, 50 ms apart.
-RECHECKS = 5
-
-
 def outbox_deliver_submits(*, now: datetime | None = None, seconds: float = DRAIN_SECONDS) -> int:
     """The kick's task: send due submits, a batch per call to the retailer, until none
     are due. Under a steady stream one drainer claims whatever arrived while its last
@@ -201,7 +196,7 @@ def outbox_deliver_submits(*, now: datetime | None = None, seconds: float = DRAI
     from config.celery import app
 
     inline = app.conf.task_always_eager
-    sent, deadline, released, rechecks = 0, time.monotonic() + seconds, False, 0
+    sent, deadline, released = 0, time.monotonic() + seconds, False
     while True:
         messages = _claim_submits(None, now or timezone.now())
         if not messages and not released:
@@ -211,12 +206,9 @@ def outbox_deliver_submits(*, now: datetime | None = None, seconds: float = DRAI
             released = True
             messages = _claim_submits(None, now or timezone.now())
         if not messages:
-            due = OutboxMessage.objects.filter(_due(now or timezone.now()), kind=K.SUBMIT_ORDER).exists()
-            if not due or rechecks >= RECHECKS or inline:
-                return sent
-            rechecks += 1  # due, but its order was held: look again shortly
-            time.sleep(0.05)
-            continue
+            # A due submit this last claim skipped is held by another drainer, which sends
+            # it, or (rarely) by a moment's other lock on its order; then the sweep sends it.
+            return sent
         if not released:
             _flag_quietly("refresh")
         if len(messages) == batch_size() and not inline:
@@ -230,11 +222,12 @@ def outbox_deliver_submits(*, now: datetime | None = None, seconds: float = DRAI
             return sent
 
 
-def _flag_quietly(op: str) -> None:
+def _flag_quietly(op: str) -> bool:
     try:
-        _flag(op)
+        return _flag(op)
     except Exception:
         log.warning("could not %s the kick flag; it lapses by itself", op, exc_info=True)
+        return False
 
 
 def _due(now: datetime) -> Q:
@@ -294,15 +287,19 @@ def _claim_submits(message_id: int | None, now: datetime) -> list[OutboxMessage]
                 return []
             orders[own.pk] = own
         if batch_size() > len(orders):
-            # The LIMIT applies after SKIP LOCKED, so two claimers at once each get up to a
-            # batch of their own (a LIMIT inside the subquery would hand both the same rows).
-            due = OutboxMessage.objects.filter(_due(now), kind=K.SUBMIT_ORDER).values("order_id")
+            # The oldest due, then SKIP LOCKED: two claimers at once pick the same rows and
+            # the later one gets what is left of them, often nothing. That is on purpose:
+            # the one that has them claims again after sending, so on two busy cores one
+            # drainer carries big batches instead of several carrying small ones.
+            others = (
+                OutboxMessage.objects.filter(_due(now), kind=K.SUBMIT_ORDER)
+                .exclude(order_id__in=list(orders))
+                .order_by("next_attempt_at")
+                .values("order_id")[: batch_size() - len(orders)]
+            )
             orders.update(
                 (order.pk, order)
-                for order in Order.objects.select_for_update(skip_locked=True)
-                .filter(pk__in=Subquery(due))
-                .exclude(pk__in=list(orders))
-                .order_by("pk")[: batch_size() - len(orders)]
+                for order in Order.objects.select_for_update(skip_locked=True).filter(pk__in=Subquery(others))
             )
         messages = list(
             OutboxMessage.objects.select_for_update(skip_locked=True)
