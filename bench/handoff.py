@@ -13,11 +13,11 @@ broker) that send orders to it over signed HTTP, and a sweep every 2 s (beat's j
    connections). `offered_per_s` is the rate the timed orders' `paid` rows show. Placing
    an order costs more CPU than handing it off; placing them in the timed part would
    starve the very workers being measured.
-2. Throughput: confirms a batch with no kick, then queues a `deliver` task per order at
-   once and times the drain (`per_s`).
+2. Throughput: confirms a batch in one transaction with no kick, then queues a `deliver`
+   task per order at once and times the drain from the commit (`per_s`).
 3. Baseline, same run: the same hand-off work (`outbox_deliver` per order, which sends
    its order with the other due ones in one batch, same retailer over HTTP) in a plain
-   loop in this process, no queue (`baseline_per_s`).
+   loop in this process, no queue, the Celery worker stopped (`baseline_per_s`).
 
 Lost = confirmed orders the retailer does not hold once the run settles; duplicated =
 units the retailer shipped beyond what was ordered (a second shipment of any order).
@@ -286,21 +286,32 @@ def main() -> None:
         lat = latencies_ms(numbers)
         offered = offered_rate(numbers)
 
-        # 2. throughput: a backlog queued at once
+        # 2. throughput: a backlog that appears at once. Its orders are confirmed in one
+        # transaction (a drainer still running from part 1 must not take them one by one
+        # as they come), then a `deliver` task is queued per order, as the sweep would.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            pending = list(pool.map(lambda _: buyer.reserve_awaiting_bank(), range(args.batch)))
         settings.FULFILMENT_DISPATCH_ON_COMMIT = False
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            batch = set(pool.map(lambda _: buyer.buy(), range(args.batch)))
+        from django.db import transaction
+
+        from orders.services import apply_charge_result
+
+        with transaction.atomic():
+            for payment_id, _ in pending:
+                assert apply_charge_result(payment_id=payment_id, outcome="succeeded") == "paid"
+        t0 = time.monotonic()
+        batch = {number for _, number in pending}
         ids = list(OutboxMessage.objects.filter(order__number__in=batch).values_list("pk", flat=True))
         from fulfilment import tasks
 
-        t0 = time.monotonic()
         for message_id in ids:
             tasks.deliver.delay(message_id)
         drain, lost_batch = wait_accepted(batch, timeout=120)
         per_s = args.batch / drain
 
-        # 3. baseline: the same hand-off work in a plain loop, no queue
+        # 3. baseline: the same hand-off work in a plain loop, no queue and no worker
         stop_sweep.set()
+        worker.stop()
         with ThreadPoolExecutor(max_workers=8) as pool:
             base = set(pool.map(lambda _: buyer.buy(), range(args.batch)))
         ids = list(OutboxMessage.objects.filter(order__number__in=base).values_list("pk", flat=True))
