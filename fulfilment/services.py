@@ -5,10 +5,14 @@ The guarantees (docs/fulfilment.md):
 * A confirmed order gets its `submit_order` outbox row in the confirming transaction
   (`order_confirmed`, called from orders' fulfilment seam). One row per order: the
   row's `key` is unique.
-* `outbox_deliver` claims a due row with `SELECT ... FOR UPDATE SKIP LOCKED` and a lease,
-  commits, calls the retailer with NO transaction open (the order number is the
-  retailer's idempotency key, so a repeat never ships twice), then applies the answer
-  with the order locked first and the row second (the lock order used everywhere).
+* `outbox_deliver` (one message) and `outbox_deliver_submits` (the kick's drainer) claim
+  due rows with `SELECT ... FOR UPDATE SKIP LOCKED` and a lease, submits up to
+  `batch_size()` at once, commit, call the retailer with NO transaction open (each order
+  number is the retailer's idempotency key, so a repeat never ships twice), then apply
+  the answers with the orders locked first and the rows second (the lock order used
+  everywhere).
+* The kick after commit queues one drainer while none is queued or running (a flag in
+  Redis), not a task per order.
 * A failure schedules the next attempt (exponential backoff with full jitter); after
   `FULFILMENT_MAX_ATTEMPTS` (or a refusal that retrying cannot fix) the row is dead and
   waits for staff (`outbox_retry`). A sender that dies loses its lease; the sweep takes
