@@ -163,28 +163,25 @@ def kick_submits() -> None:
     Redis down) loses nothing: the sweep sends the submit."""
     if not _setting("FULFILMENT_DISPATCH_ON_COMMIT", True):
         return
-    from fulfilment import tasks
-
     try:
         if not _flag("take"):
             return
     except Exception:
         log.warning("could not take the kick flag; the sweep will send the submit", exc_info=True)
         return
-    try:
-        tasks.deliver_submits.delay()
-    except Exception:
-        log.warning("could not queue the submit drainer; the sweep will send it", exc_info=True)
+    if not _queue_drainer("submit"):
         _flag_quietly("clear")  # no drainer behind the flag: let the next kick try
 
 
-def _queue_drainer(why: str) -> None:
+def _queue_drainer(why: str) -> bool:
     from fulfilment import tasks
 
     try:
         tasks.deliver_submits.delay()
     except Exception:
         log.warning("could not queue a %s drainer; the sweep covers what is left", why, exc_info=True)
+        return False
+    return True
 
 
 def outbox_deliver_submits(*, now: datetime | None = None, seconds: float = DRAIN_SECONDS) -> int:

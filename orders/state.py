@@ -51,15 +51,21 @@ def record_created(*, order: Order, actor=None, reason: str = "Order placed, sto
     )  # fmt: skip
 
 
-def transition(*, order: Order, to: str, actor_kind: str, actor=None, reason: str = "") -> OrderEvent:
+def _refuse_illegal(orders, to: str) -> None:
+    """The checks every move makes: inside a transaction (the rows locked), and legal."""
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("transition() needs a transaction with the order row locked")
-    if not can_move(order.status, to):
-        raise IllegalTransition(
-            f"An order that is {Order.Status(order.status).label.lower()} can't become "
-            f"{Order.Status(to).label.lower()}.",
-            status=order.status,
-        )
+        raise RuntimeError("an order moves only in a transaction with its row locked")
+    for order in orders:
+        if not can_move(order.status, to):
+            raise IllegalTransition(
+                f"An order that is {Order.Status(order.status).label.lower()} can't become "
+                f"{Order.Status(to).label.lower()}.",
+                status=order.status,
+            )
+
+
+def transition(*, order: Order, to: str, actor_kind: str, actor=None, reason: str = "") -> OrderEvent:
+    _refuse_illegal([order], to)
     now = timezone.now()
     from_status = order.status
     order.status = to
@@ -83,17 +89,9 @@ def transition_many(*, moves: list[tuple[Order, str]], to: str, actor_kind: str)
     status (not to paid, not to a final status). All or nothing: one illegal move refuses them all."""
     if not moves:
         return []
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("transition_many() needs a transaction with the order rows locked")
     if to == S.PAID or to in FINAL:
         raise ValueError(f"transition_many() does not stamp the times a move to {to} needs; use transition()")
-    for order, _reason in moves:
-        if not can_move(order.status, to):
-            raise IllegalTransition(
-                f"Order {order.number} is {Order.Status(order.status).label.lower()} and can't become "
-                f"{Order.Status(to).label.lower()}.",
-                status=order.status,
-            )
+    _refuse_illegal([order for order, _reason in moves], to)
     now = timezone.now()
     events = [
         OrderEvent(
