@@ -9,11 +9,14 @@ PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-# Full-stack and test defaults: the local servers. Override in the environment.
+# Defaults for the targets run on their own (`make test-unit` ...): the local servers.
+# `make test`, `make up` and `make bench` go through bin/services, which picks the servers
+# (named, local, or started from wheels) and passes DATABASE_URL / REDIS_URL down.
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/livemart)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
+SERVICES := $(BIN)/python bin/services exec
 
-.PHONY: help run test test-unit test-browser up bench lint format services clean
+.PHONY: help run test test-unit test-browser up bench lint format clean
 
 help:
 	@echo "make run    serve the demo at http://127.0.0.1:8000 (SQLite, in-process realtime and tasks)"
@@ -44,14 +47,11 @@ run: $(VENV)/.runtime
 	@echo "Serving on http://127.0.0.1:8000  (Ctrl+C to stop)"
 	@env -u DATABASE_URL -u REDIS_URL $(BIN)/uvicorn config.asgi:application --host 127.0.0.1 --port 8000 --ws-per-message-deflate false --log-level warning
 
-# --- real services ---------------------------------------------------------------------
-services:
-	@DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" bin/ensure-services
-
+# --- real services: bin/services finds, starts or installs them (README, "make test") ---
 # Unit and websocket tests run in one pytest process, browser tests in another: sync
 # Playwright and pytest-asyncio's loops do not share a process well.
-test: $(VENV)/.dev services
-	@$(MAKE) --no-print-directory test-unit test-browser
+test: $(VENV)/.dev
+	@$(SERVICES) -- $(MAKE) --no-print-directory test-unit test-browser
 
 test-unit: $(VENV)/.dev
 	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/pytest -m "not browser" $(PYTEST_ARGS)
@@ -59,18 +59,13 @@ test-unit: $(VENV)/.dev
 test-browser: $(VENV)/.dev
 	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/pytest -m browser $(PYTEST_ARGS)
 
-up: $(VENV)/.runtime services
+# The wheel servers are dev requirements, so the full stack installs them too.
+up: $(VENV)/.dev
 	@mkdir -p var/staticfiles
-	@DATABASE_URL="$(TEST_DATABASE_URL)" $(BIN)/python bin/ensure-database
-	@DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/python manage.py migrate --noinput -v0
-	@DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/python manage.py seed_demo
-	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/honcho -f Procfile start
+	@$(SERVICES) --need postgres,redis,ffmpeg,nginx-rtmp -- bin/up
 
-bench: $(VENV)/.dev services
-	@set -e; for script in bench/[!_]*.py; do \
-		echo "== $$script"; \
-		DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/python $$script; \
-	done
+bench: $(VENV)/.dev
+	@$(SERVICES) -- bash -c 'set -e; for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done'
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

