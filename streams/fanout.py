@@ -196,10 +196,12 @@ def hit(*, key: str, limit: int, window: float) -> bool:
     """Count one hit on `key`; False once more than `limit` hits fell in the window."""
     full = f"{settings.REDIS_PREFIX}:rate:{key}"
     if settings.REDIS_URL:
+        # The window starts with the first hit: SET NX gives the key its expiry and INCR
+        # keeps it (Redis 6.2 has no PEXPIRE ... NX).
         pipe = sync_redis().pipeline()
+        pipe.set(full, 0, px=int(window * 1000), nx=True)
         pipe.incr(full)
-        pipe.pexpire(full, int(window * 1000), nx=True)
-        return int(pipe.execute()[0]) <= limit
+        return int(pipe.execute()[1]) <= limit
     now = time.monotonic()
     with _memory_lock:
         start, count = _memory_windows.get(full, (now, 0))
