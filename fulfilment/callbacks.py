@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -21,6 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+import inbound
 from fulfilment import services
 from fulfilment.models import AfterSalesRequest, CommissionEntry, Handoff, RetailerCallback
 from orders.models import Order
@@ -60,14 +60,16 @@ def receive(*, body: bytes, headers: Mapping) -> tuple[int, dict]:
             "error": "missing_signature",
             "message": f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required",
         }
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    seconds = inbound.unix_timestamp(timestamp)
+    if seconds is None:
         return 401, {"error": "bad_timestamp", "message": "The timestamp must be Unix seconds"}
-    if abs(time.time() - int(timestamp)) > TOLERANCE_SECONDS:
+    if abs(time.time() - seconds) > TOLERANCE_SECONDS:
         return 401, {"error": "stale_timestamp", "message": f"More than {TOLERANCE_SECONDS} s from our clock"}
-    if not hmac.compare_digest(sign(body, timestamp), signature):
+    signature = inbound.hex_signature(signature)
+    if signature is None or not hmac.compare_digest(sign(body, timestamp), signature):
         return 401, {"error": "bad_signature", "message": "The signature does not match the body"}
     try:
-        data = json.loads(body)
+        data = inbound.parse_json(body, max_bytes=MAX_BODY)
         if not isinstance(data, dict):
             raise ValueError("not an object")
         delivery_id = _short_str(data, "delivery_id")
@@ -77,7 +79,9 @@ def receive(*, body: bytes, headers: Mapping) -> tuple[int, dict]:
         waybill = _short_str(data, "waybill", required=False, limit=40)
         return_key = _short_str(data, "return_key", required=event in RETURN_EVENTS)
         note = _short_str(data, "note", required=False, limit=200)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except inbound.Refused as exc:
+        return 400, {"error": "malformed", "message": f"The body is not a valid callback ({exc.message})"}
+    except ValueError as exc:
         return 400, {"error": "malformed", "message": f"The body is not a valid callback ({exc})"}
     if event not in ORDER_EVENTS and event not in RETURN_EVENTS:
         return 400, {"error": "unknown_event", "message": f"Unknown event {event!r}"}

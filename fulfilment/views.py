@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+import inbound
 from fulfilment import callbacks, selectors, services
 from orders import errors
 
@@ -17,8 +18,10 @@ from orders import errors
 @require_POST
 def retailer_callback(request):
     """POST /fulfilment/retailer/callback: the retailer's signed status callbacks."""
-    length = request.headers.get("Content-Length") or "0"
-    if not length.isdigit() or int(length) > callbacks.MAX_BODY:
+    length = inbound.content_length(request.headers.get("Content-Length"))
+    if length is None:
+        return JsonResponse({"error": "bad_length", "message": "Content-Length must be ASCII digits"}, status=400)
+    if length > callbacks.MAX_BODY:
         return JsonResponse({"error": "too_large"}, status=413)
     status, answer = callbacks.receive(body=request.body, headers=request.headers)
     return JsonResponse(answer, status=status)

@@ -28,6 +28,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Subquery, Sum, prefetch_related_objects
 from django.utils import timezone
 
+import inbound
 from accounts.models import Address, User
 from catalog.models import Product
 from orders import errors, live
@@ -51,6 +52,7 @@ MAX_QUANTITY = 99
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,64}$")
 NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CALLBACK_TOLERANCE_SECONDS = 300
+CALLBACK_MAX_BYTES = 4096
 SETTLE_WAIT_SECONDS = 10.0
 
 
@@ -991,16 +993,17 @@ def payment_callback_handle(*, body: bytes, signature: str | None, timestamp: st
     Refused: a bad or missing signature (401), a timestamp more than 5 minutes off (401),
     a malformed body (400). A delivery id seen before changes nothing (200, duplicate).
     """
-    if not signature or not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+    seconds, signature = inbound.unix_timestamp(timestamp), inbound.hex_signature(signature)
+    if seconds is None or signature is None:
         return CallbackResult(401, {"error": "missing signature"})
-    if abs(time.time() - int(timestamp)) > CALLBACK_TOLERANCE_SECONDS:
+    if abs(time.time() - seconds) > CALLBACK_TOLERANCE_SECONDS:
         return CallbackResult(401, {"error": "stale timestamp"})
     if not hmac.compare_digest(sign(body, timestamp), signature):
         return CallbackResult(401, {"error": "bad signature"})
     try:
-        data = json.loads(body)
+        data = inbound.parse_json(body, max_bytes=CALLBACK_MAX_BYTES)
         delivery_id, reference, outcome = data["delivery_id"], data["reference"], data["outcome"]
-    except (ValueError, KeyError, TypeError):
+    except (inbound.Refused, KeyError, TypeError):
         return CallbackResult(400, {"error": "malformed body"})
     if not all(isinstance(v, str) and 0 < len(v) <= 64 for v in (delivery_id, reference, outcome)):
         return CallbackResult(400, {"error": "malformed body"})

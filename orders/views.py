@@ -1,6 +1,5 @@
 """Pages and small JSON endpoints. Each calls one selector or service."""
 
-import json
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
@@ -11,11 +10,12 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+import inbound
 from orders import errors, live, selectors, services
 from orders.payments import SIGNATURE_HEADER, TEST_CARDS, TIMESTAMP_HEADER
 from orders.state import FINAL
 
-MAX_BODY = 4096
+MAX_BODY = services.CALLBACK_MAX_BYTES
 
 
 def _error(err: errors.OrderError, status: int = 400) -> JsonResponse:
@@ -23,12 +23,10 @@ def _error(err: errors.OrderError, status: int = 400) -> JsonResponse:
 
 
 def _json_body(request) -> dict:
-    if len(request.body) > MAX_BODY:
-        raise errors.InvalidRequest("That request is too large.")
     try:
-        data = json.loads(request.body or b"{}")
-    except ValueError:
-        raise errors.InvalidRequest("That request is not valid JSON.")
+        data = inbound.parse_json(request.body or b"{}", max_bytes=MAX_BODY)
+    except inbound.Refused as exc:
+        raise errors.InvalidRequest(exc.message)
     if not isinstance(data, dict):
         raise errors.InvalidRequest("Send a JSON object.")
     return data

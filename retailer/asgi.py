@@ -24,6 +24,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections
 from django.utils.datastructures import CaseInsensitiveMapping
 
+import inbound
 from retailer import views
 
 PREFIX = "/retailer-api/v1/"
@@ -75,8 +76,8 @@ def _respond(method: str, name: str, headers: CaseInsensitiveMapping, body: byte
 async def serve(scope, receive, send) -> None:
     headers = CaseInsensitiveMapping({k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]})
     method = scope["method"]
-    declared = headers.get("Content-Length") or "0"
-    acceptable = method == "POST" and declared.isdigit() and int(declared) <= views.MAX_BODY_BYTES
+    declared = inbound.content_length(headers.get("Content-Length"))
+    acceptable = method == "POST" and declared is not None and declared <= views.MAX_BODY_BYTES
     body = await _read_body(receive) if acceptable else b""
     name = _path(scope)[len(PREFIX) :]
     status, answer, extra = await sync_to_async(_respond, thread_sensitive=False, executor=_executor)(

@@ -12,6 +12,8 @@ import time
 
 from django.conf import settings
 
+import inbound
+
 MAX_SKEW_SECONDS = 300
 
 
@@ -39,12 +41,13 @@ def verify(*, key: str, timestamp: str, signature: str, body: bytes, now: float 
     secret = partner_secrets().get(key)
     if secret is None:
         raise SignatureError("unknown_key", "Unknown partner key")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    seconds = inbound.unix_timestamp(timestamp)
+    if seconds is None:
         raise SignatureError("bad_timestamp", "X-Retailer-Timestamp must be Unix seconds")
     now = time.time() if now is None else now
-    if abs(now - int(timestamp)) > MAX_SKEW_SECONDS:
+    if abs(now - seconds) > MAX_SKEW_SECONDS:
         raise SignatureError(
             "stale_timestamp", f"Timestamp is more than {MAX_SKEW_SECONDS} s away from the retailer's clock"
         )
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+    if inbound.hex_signature(signature) is None or not hmac.compare_digest(sign(secret, timestamp, body), signature):
         raise SignatureError("bad_signature", "Signature does not match the request body")

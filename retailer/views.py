@@ -5,13 +5,13 @@ Django view (the test client, `runserver`), and `retailer.asgi`, which config/as
 puts in front of Django so a real server answers the partner without Django's middleware.
 """
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+import inbound
 from retailer import api
 from retailer.signing import SignatureError, verify
 
@@ -31,8 +31,10 @@ def respond(
     if method != "POST":
         status, body, _ = _error(405, "method_not_allowed", "Use POST with a signed JSON body")
         return status, body, {"Allow": "POST"}
-    length = headers.get("Content-Length") or "0"
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+    length = inbound.content_length(headers.get("Content-Length"))
+    if length is None:
+        return _error(400, "bad_length", "Content-Length must be ASCII digits")
+    if length > MAX_BODY_BYTES:
         return _error(413, "body_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes")
     body = read_body()
     if len(body) > MAX_BODY_BYTES:
@@ -47,9 +49,9 @@ def respond(
     except SignatureError as exc:
         return _error(401, exc.code, exc.message)
     try:
-        payload = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "bad_json", "The request body is not valid JSON")
+        payload = inbound.parse_json(body or b"{}", max_bytes=MAX_BODY_BYTES)
+    except inbound.Refused as exc:
+        return _error(400, exc.code, exc.message)
     try:
         return 200, api.handle(name, payload), {}
     except api.ApiError as exc:

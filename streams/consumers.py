@@ -1,6 +1,7 @@
 """Websocket consumers: the live room (see docs/protocol.md) and a small hello probe.
 
-The room consumer is thin: it checks the frame (size, JSON, type, flood), looks up the
+The room consumer is thin: it counts frames (flood), hands each to the validation layer
+(`inbound.parse_message`: size, JSON, depth, text, numbers, a string `type`), looks up the
 handler for the message's `type` and lets the handler call one service. It does not use
 the channel layer: sockets register with the process's fan-out hub (streams.fanout),
 which holds one Redis subscription per room and writes each frame, serialised once, to
@@ -18,22 +19,27 @@ Other apps add message types with `register`, e.g. in their AppConfig.ready():
 
 A handler raises streams.services.RoomError(code, message) to refuse; the consumer turns
 it into an `error` frame carrying the request's `ref`. Any other exception is logged and
-answered with `server_error`; the socket stays open.
+answered with `server_error` (`unavailable` when Redis failed); the socket stays open. A
+failure outside a handler closes the socket with 1011, never without a close frame.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import redis
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+import inbound
 from streams import events, fanout, selectors, services
 from streams.models import Room
 from streams.selectors import ANONYMOUS_ME, Role
@@ -50,6 +56,9 @@ CLOSE_NO_ROOM = 4404
 CLOSE_BANNED = services.CLOSE_BANNED
 CLOSE_FLOOD = 4029
 CLOSE_TOO_BIG = 1009
+CLOSE_SERVER_ERROR = 1011  # the server failed; reconnect
+CLOSE_TRY_AGAIN = 1013  # Redis is unreachable: live updates are unavailable; reconnect with backoff
+UNAVAILABLE = "Live updates are reconnecting; try again in a moment."
 
 
 def register(message_type: str) -> Callable[[Handler], Handler]:
@@ -88,7 +97,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except (StopConsumer, asyncio.CancelledError):
+            raise
+        except Exception:
+            # Whatever failed, the client gets a close frame it can act on, never a dropped
+            # connection (1006): 1011 says "reconnect".
+            room_id = getattr(self, "room_id", "?")
+            log.exception("room %s: %s failed; closing with %s", room_id, message["type"], CLOSE_SERVER_ERROR)
+            with contextlib.suppress(Exception):
+                await self.close(CLOSE_SERVER_ERROR)
+            await self.disconnect(CLOSE_SERVER_ERROR)
 
     async def websocket_disconnect(self, message):
         await self.disconnect(message.get("code", 1000))
@@ -106,6 +126,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.outbox = fanout.Outbox(send, self._too_slow, fanout.direct_writer(send))
         self.hub = fanout.get_hub()
         await self.accept()
+        try:
+            await self._join()
+        except (redis.RedisError, OSError):
+            log.warning("room %s: Redis unreachable; the client will reconnect", self.room_id, exc_info=True)
+            await self._refuse(CLOSE_TRY_AGAIN, "unavailable", UNAVAILABLE)
+
+    async def _join(self) -> None:
         if self.user_id is not None:
             me = await database_sync_to_async(selectors.room_me)(room_id=self.room_id, user_id=self.user_id)
             if me is None:
@@ -170,6 +197,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 self.outbox.push(message)
         return True
 
+    async def link_lost(self) -> None:
+        """The hub lost Redis and forgot the room: tell the client to reconnect later."""
+        self.joined = False
+        self.reply(events.ev_error(v=self.hub.version(self.room_id), code="unavailable", message=UNAVAILABLE))
+        await self.close(CLOSE_TRY_AGAIN)
+
     async def kick(self, *, code: int, reason: str) -> None:
         self.reply(
             events.ev_error(
@@ -201,22 +234,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if text_data is None:
             self.reply(events.ev_error(v=v, code="binary_unsupported", message="Send JSON text frames."))
             return
-        limit = settings.WS_MAX_FRAME_BYTES
-        if len(text_data) > limit or len(text_data.encode()) > limit:
-            self.reply(events.ev_error(v=v, code="too_big", message=f"Frames are limited to {limit} bytes."))
-            await self.close(CLOSE_TOO_BIG)
-            return
         try:
-            payload = json.loads(text_data)
-        except ValueError:
-            self.reply(events.ev_error(v=v, code="bad_json", message="That frame is not valid JSON."))
+            payload = inbound.parse_message(text_data, max_bytes=settings.WS_MAX_FRAME_BYTES)
+        except inbound.Refused as exc:
+            self.reply(events.ev_error(v=v, code=exc.code, message=exc.message), ref=exc.ref)
+            if exc.code == "too_big":
+                await self.close(CLOSE_TOO_BIG)
             return
-        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
-            self.reply(events.ev_error(v=v, code="invalid", message='Send a JSON object with a "type".'))
-            return
-        ref = payload.get("ref")
-        if ref is not None and not isinstance(ref, str | int):
-            ref = None
+        ref = inbound.ref_of(payload)
         handler = HANDLERS.get(payload["type"])
         if handler is None:
             self.reply(
@@ -231,6 +256,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await handler(self, payload)
         except RoomError as exc:
             self.reply(events.ev_error(v=self.hub.version(self.room_id), code=exc.code, message=exc.message), ref=ref)
+        except redis.RedisError:
+            log.warning("room %s: Redis failed under %r", self.room_id, payload["type"], exc_info=True)
+            self.reply(events.ev_error(v=v, code="unavailable", message=UNAVAILABLE), ref=ref)
         except Exception:
             log.exception("room %s: handler for %r failed", self.room_id, payload["type"])
             self.reply(events.ev_error(v=v, code="server_error", message="Something went wrong; try again."), ref=ref)

@@ -47,6 +47,8 @@ TICK_SECONDS = 1.0
 VIEWER_FIELD_TTL = 5.0
 MAX_BACKLOG = 256  # frames a slow socket may owe before it is closed
 CLOSE_TOO_SLOW = 4408
+# Retries of a lost pub/sub connection before the process gives its rooms up (seconds).
+RESUBSCRIBE_BACKOFF = (0.2, 0.4, 0.8)
 
 
 def room_channel(room_id: int) -> str:
@@ -120,7 +122,9 @@ def sync_redis() -> redis.Redis:
     global _sync_client
     with _sync_lock:
         if _sync_client is None:
-            _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, health_check_interval=30)
+            _sync_client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+            )
         return _sync_client
 
 
@@ -166,16 +170,27 @@ def likes_add(*, room_id: int, count: int, base: int) -> int:
 
 
 def likes_get(*, room_id: int, base: int) -> int:
+    """The room's likes; `base` (the database's count) while Redis cannot be read."""
     if settings.REDIS_URL:
-        value = sync_redis().get(room_key(room_id, "likes"))
+        try:
+            value = sync_redis().get(room_key(room_id, "likes"))
+        except redis.RedisError:
+            log.warning("likes of room %s unreadable: Redis is down", room_id)
+            return base
         return max(int(value), base) if value is not None else base
     return max(_memory_likes.get(room_id, base), base)
 
 
-def viewers_total(*, room_id: int) -> int:
-    """Viewers across all processes (sync, for pages and snapshots)."""
+def viewers_total(*, room_id: int) -> int | None:
+    """Viewers across all processes (sync, for pages and snapshots); None while Redis
+    cannot be read, so a page renders without the live count instead of failing."""
     if settings.REDIS_URL:
-        return _sum_fresh(sync_redis().hgetall(room_key(room_id, "viewers")))
+        try:
+            fields = sync_redis().hgetall(room_key(room_id, "viewers"))
+        except redis.RedisError:
+            log.warning("viewers of room %s unreadable: Redis is down", room_id)
+            return None
+        return _sum_fresh(fields)
     return sum(hub.local_count(room_id) for hub in list(_hubs.values()))
 
 
@@ -275,22 +290,40 @@ class Hub:
         self.pubsub = None
         self.reader: asyncio.Task | None = None
         if settings.REDIS_URL:
-            self.redis = aredis.Redis.from_url(settings.REDIS_URL, socket_timeout=None, health_check_interval=30)
+            self.redis = aredis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=None, socket_connect_timeout=2, health_check_interval=30
+            )
 
     # joining and leaving ---------------------------------------------------------------
 
     async def join(self, room_id: int, consumer: RoomConsumer) -> None:
-        """Register a socket. Returns once the room's subscription is live in Redis."""
+        """Register a socket. Returns once the room's subscription is live in Redis; raises
+        (redis.RedisError, OSError) when Redis cannot be reached, and then forgets the room."""
         room = self.rooms.get(room_id)
         if room is None:
             room = self.rooms[room_id] = _Room(room_id, self.loop)
             if self.redis is None:
                 room.subscribed.set_result(True)
             else:
-                await self._subscribe(room)
+                try:
+                    await self._subscribe(room)
+                except BaseException as exc:
+                    self._forget(room, exc)
+                    raise
             room.ticker = self.loop.create_task(self._tick(room))
         room.sockets.add(consumer)
         await asyncio.shield(room.subscribed)
+
+    def _forget(self, room: _Room, exc: BaseException) -> None:
+        """Drop a room whose subscription failed; sockets still waiting for it get `exc`."""
+        if self.rooms.get(room.id) is room:
+            del self.rooms[room.id]
+        self._frames.pop(room.id, None)
+        if room.ticker:
+            room.ticker.cancel()
+        if not room.subscribed.done():
+            room.subscribed.set_exception(exc)
+            room.subscribed.exception()  # retrieved: each waiter re-raises it
 
     async def leave(self, room_id: int, consumer: RoomConsumer) -> None:
         room = self.rooms.get(room_id)
@@ -375,18 +408,20 @@ class Hub:
 
     async def _read(self) -> None:
         prefix = f"{settings.REDIS_PREFIX}:room:"
-        backoff = 0.2
         while True:
             try:
                 message = await self.pubsub.get_message(timeout=1.0)
-                backoff = 0.2
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("room pub/sub connection failed; resubscribing")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5)
-                await self._resubscribe()
+                log.warning("room pub/sub connection failed; resubscribing", exc_info=True)
+                for backoff in RESUBSCRIBE_BACKOFF:
+                    await asyncio.sleep(backoff)
+                    if await self._resubscribe():
+                        break
+                else:
+                    self._link_lost()
+                    return
                 continue
             if message is None:
                 if not self.rooms:
@@ -409,16 +444,34 @@ class Hub:
                 data = message["data"]
                 self.deliver(room_id, data.decode() if isinstance(data, bytes) else data)
 
-    async def _resubscribe(self) -> None:
+    async def _resubscribe(self) -> bool:
         with contextlib.suppress(Exception):
             await self.pubsub.aclose()
         self.pubsub = self.redis.pubsub()
-        with contextlib.suppress(Exception):
+        try:
             if self.rooms:
                 await self.pubsub.subscribe(*[room_channel(r) for r in self.rooms])
+        except Exception:
+            return False
         # Events may have been lost while the connection was down: clients re-sync.
         for room in self.rooms.values():
             self._write(room, encode({"type": "resync", "v": room.version}))
+        return True
+
+    def _link_lost(self) -> None:
+        """Redis stayed away: this process cannot hear the rooms' events, so its sockets are
+        closed with "try again later" (1013) and the clients reconnect with backoff; they
+        get a fresh snapshot once Redis answers again. Rooms are joined anew then."""
+        log.warning("room pub/sub: Redis unreachable; closing %d rooms' sockets", len(self.rooms))
+        rooms, self.rooms = self.rooms, {}
+        self._frames.clear()
+        pubsub, self.pubsub = self.pubsub, None
+        for room in rooms.values():
+            self._forget(room, ConnectionError("Redis unreachable"))
+            for consumer in list(room.sockets):
+                self.loop.create_task(consumer.link_lost())
+        if pubsub is not None:
+            self.loop.create_task(_close_quietly(pubsub))
 
     # delivery ----------------------------------------------------------------------------
 
@@ -508,6 +561,11 @@ class Hub:
                 raise
             except Exception:
                 log.exception("counts ticker for room %s failed", room.id)
+
+
+async def _close_quietly(pubsub) -> None:
+    with contextlib.suppress(Exception):
+        await pubsub.aclose()
 
 
 class Outbox:

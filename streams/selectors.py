@@ -172,7 +172,7 @@ def room_snapshot_public(*, room_id: int) -> dict | None:
         pinned=events.item_card(pinned) if pinned else None,
         shelf=[events.item_card(item) for item in shelf],
         chat=[events.chat_payload(m) for m in chat_recent(room_id=room_id)],
-        viewers=fanout.viewers_total(room_id=room_id),
+        viewers=fanout.viewers_total(room_id=room_id) or 0,
         likes=fanout.likes_get(room_id=room_id, base=room.likes),
         me=None,
     )

@@ -22,7 +22,7 @@ def home(request):
     live = list(selectors.rooms_live()[:24])
     for room in live:
         room.viewers_now = fanout.viewers_total(room_id=room.pk)
-    live.sort(key=lambda r: (-r.viewers_now, -(r.peak_viewers or 0)))
+    live.sort(key=lambda r: (-(r.viewers_now or 0), -(r.peak_viewers or 0)))
     return render(
         request,
         "streams/home.html",
@@ -300,8 +300,8 @@ def studio_stats(request, pk: int):
     return JsonResponse(
         {
             "status": room.status,
-            "viewers": viewers,
-            "peak_viewers": max(room.peak_viewers, viewers),
+            "viewers": viewers,  # None while Redis is down
+            "peak_viewers": max(room.peak_viewers, viewers or 0),
             "likes": fanout.likes_get(room_id=room.pk, base=room.likes),
             "chat_per_minute": selectors.chat_per_minute(room_id=room.pk),
         }

@@ -100,7 +100,7 @@
   function stats() {
     fetch(root.dataset.statsUrl, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (s) {
       $("panel-peak").textContent = s.peak_viewers; $("panel-chat").textContent = s.chat_per_minute;
-      $("panel-likes").textContent = s.likes; $("panel-viewers").textContent = s.viewers;
+      $("panel-likes").textContent = s.likes; $("panel-viewers").textContent = s.viewers == null ? "–" : s.viewers;
     }).catch(function () {});
   }
   stats(); setInterval(stats, 5000);
