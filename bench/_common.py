@@ -16,6 +16,16 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def use_local_stack_env() -> None:
+    """Put the full stack's opt-ins and secrets (bin/local-stack-env) into os.environ, so
+    the bench's uvicorn children, run with production settings, agree to start."""
+    import json
+
+    out = subprocess.run([sys.executable, str(ROOT / "bin" / "local-stack-env"), "--json"], check=True,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    os.environ.update(json.loads(out))
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

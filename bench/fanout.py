@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import free_port, percentile, prepare_database, wait_http  # noqa: E402
+from _common import free_port, percentile, prepare_database, use_local_stack_env, wait_http  # noqa: E402
 
 PAYLOAD_PAD = None  # set from the real pin frame size
 
@@ -462,6 +462,7 @@ def main() -> None:
     parser.add_argument("--baseline-server", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--channel", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    use_local_stack_env()  # production settings with the sandboxes allowed (docs/operations.md)
     raise_nofile()
     try:
         import uvloop

@@ -42,7 +42,7 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import free_port, percentile, prepare_database, wait_http  # noqa: E402
+from _common import free_port, percentile, prepare_database, use_local_stack_env, wait_http  # noqa: E402
 from _wsclient import ClientSocket, client_frame, connect  # noqa: E402
 
 DB_NAME = "bench_flashsale"
@@ -408,6 +408,7 @@ def main() -> int:
                         help="default: workers x pool, the connections the web tier runs the gate from")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
+    use_local_stack_env()  # production settings with the sandboxes allowed (docs/operations.md)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     (ROOT / "var").mkdir(exist_ok=True)

@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import free_port, percentile, prepare_database  # noqa: E402
+from _common import free_port, percentile, prepare_database, use_local_stack_env  # noqa: E402
 
 PREFIX = "benchhandoff"
 CONFIRMED = {"paid", "sent_to_retailer", "accepted", "packed", "shipped", "delivered"}
@@ -230,6 +230,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3, help="seconds of the stream handed off but not timed")
     parser.add_argument("--confirmers", type=int, default=2, help="processes confirming payments at the rate")
     args = parser.parse_args()
+    use_local_stack_env()  # production settings with the sandboxes allowed (docs/operations.md)
     (ROOT / "var").mkdir(exist_ok=True)
 
     db_url = prepare_database(os.environ["DATABASE_URL"], "bench_handoff")

@@ -16,6 +16,10 @@ warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume sy
 # Django must be set up before anything imports models (the consumers do).
 django_asgi_app = get_asgi_application()
 
+from config.checks import refuse_unsafe_settings  # noqa: E402
+
+refuse_unsafe_settings()  # production with a published secret or a sandbox without opt-in: stop here
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402

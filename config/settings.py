@@ -39,8 +39,14 @@ def env_int(name: str, default: int) -> int:
 # --- Core --------------------------------------------------------------------------------
 
 DEBUG = env_bool("DEBUG", False)
-# A development key is generated per checkout; production must set SECRET_KEY.
-SECRET_KEY = env("SECRET_KEY") or "insecure-dev-key-set-SECRET_KEY-in-production"
+# The secrets' published defaults: fine for the embedded default, tests and DEBUG; in
+# production each one is a system check error (config/checks.py, docs/operations.md).
+DEV_SECRETS = {
+    "SECRET_KEY": "insecure-dev-key-set-SECRET_KEY-in-production",
+    "RETAILER_API_SECRET": "sandbox-retailer-secret",
+    "PAYMENT_CALLBACK_SECRET": "sandbox-payment-secret",
+}
+SECRET_KEY = env("SECRET_KEY") or DEV_SECRETS["SECRET_KEY"]
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
 
@@ -64,6 +70,7 @@ INSTALLED_APPS = [
     "streams",
     "orders",
     "fulfilment",
+    "config.apps.ConfigConfig",  # the production safety checks (config/checks.py)
 ]
 
 MIDDLEWARE = [
@@ -229,7 +236,7 @@ MEDIA_HOOK_SECRET = env("MEDIA_HOOK_SECRET")
 RETAILER_BACKEND = env("RETAILER_BACKEND", "inprocess")  # "inprocess" or "http"
 RETAILER_API_URL = env("RETAILER_API_URL", "http://127.0.0.1:8000/retailer-api/")
 RETAILER_API_KEY = env("RETAILER_API_KEY", "live-partner")
-RETAILER_API_SECRET = env("RETAILER_API_SECRET", "sandbox-retailer-secret")
+RETAILER_API_SECRET = env("RETAILER_API_SECRET") or DEV_SECRETS["RETAILER_API_SECRET"]
 RETAILER_TIMEOUT = float(env("RETAILER_TIMEOUT", "5"))
 RETAILER_RETRIES = env_int("RETAILER_RETRIES", 2)
 RETAILER_CODE = env("RETAILER_CODE", "jdm")
@@ -247,7 +254,7 @@ RETAILER_CALLBACK_SECRET = env("RETAILER_CALLBACK_SECRET") or RETAILER_API_SECRE
 RETAILER_SANDBOX_STEP_SECONDS = float(env("RETAILER_SANDBOX_STEP_SECONDS", "5"))
 
 PAYMENT_BACKEND = env("PAYMENT_BACKEND", "sandbox")
-PAYMENT_CALLBACK_SECRET = env("PAYMENT_CALLBACK_SECRET", "sandbox-payment-secret")
+PAYMENT_CALLBACK_SECRET = env("PAYMENT_CALLBACK_SECRET") or DEV_SECRETS["PAYMENT_CALLBACK_SECRET"]
 # Sandbox gateway: seconds before it confirms a "needs confirmation" card (0 = never; tests).
 PAYMENT_SANDBOX_CONFIRM_SECONDS = float(env("PAYMENT_SANDBOX_CONFIRM_SECONDS", "3"))
 # Unpaid reservations return their stock after this many minutes (flash sales set their own).
@@ -275,6 +282,23 @@ X_FRAME_OPTIONS = "DENY"
 WEB_GIL_SWITCH_INTERVAL = float(env("WEB_GIL_SWITCH_INTERVAL", "0.001"))
 # Websocket frames larger than this are refused by the consumers.
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 4096)
+
+# --- Production safety (config/checks.py, docs/operations.md) ------------------------------
+
+# Production is any run with DEBUG off that is neither the embedded default nor the test
+# settings. There a missing or published secret, a sandbox without its opt-in, or "*" in
+# ALLOWED_HOSTS is a system check error, and the web process refuses to start.
+PRODUCTION = not DEBUG and not EMBEDDED
+# The sandbox gateway moves no money and the sandbox retailer ships nothing: a stack that
+# runs them with DEBUG off (`make up`, a staging site) says so explicitly.
+ALLOW_SANDBOX_PAYMENTS = env_bool("ALLOW_SANDBOX_PAYMENTS")
+ALLOW_SANDBOX_RETAILER = env_bool("ALLOW_SANDBOX_RETAILER")
+# The sandbox retailer's own HTTP API (/retailer-api/) answers only outside production or
+# where the sandbox retailer is allowed.
+SANDBOX_RETAILER_API = not PRODUCTION or ALLOW_SANDBOX_RETAILER
+# Deploy checks an operator has decided to live with, each with its reason in
+# docs/operations.md (e.g. "security.W005,security.W021").
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS")
 
 # --- Logging -----------------------------------------------------------------------------
 

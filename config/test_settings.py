@@ -17,3 +17,6 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 # Paid orders are handed to the retailer only where a test asks for it (fulfilment/tests).
 FULFILMENT_DISPATCH_ON_COMMIT = False
+# The test settings are not production (config/checks.py), whatever DEBUG says.
+PRODUCTION = False
+SANDBOX_RETAILER_API = True

@@ -8,6 +8,7 @@ puts in front of Django so a real server answers the partner without Django's mi
 import logging
 from collections.abc import Callable, Mapping
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -27,7 +28,10 @@ def respond(
     *, method: str, name: str, headers: Mapping[str, str], read_body: Callable[[], bytes]
 ) -> tuple[int, dict, dict[str, str]]:
     """(status, JSON body, extra headers) for one request. `headers` is case-insensitive;
-    the body is read only once the method and the declared length are acceptable."""
+    the body is read only once the method and the declared length are acceptable. In
+    production the sandbox does not answer unless ALLOW_SANDBOX_RETAILER is set."""
+    if not settings.SANDBOX_RETAILER_API:
+        return _error(404, "not_found", "No such endpoint")
     if method != "POST":
         status, body, _ = _error(405, "method_not_allowed", "Use POST with a signed JSON body")
         return status, body, {"Allow": "POST"}
