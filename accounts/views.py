@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import selectors, services
+from accounts import selectors, services, throttle
 from accounts.forms import AddressForm, HostApplicationForm, SignupForm
 from accounts.models import HostProfile
 
@@ -22,6 +22,10 @@ def _safe_next(request) -> str | None:
 def signup(request):
     if request.user.is_authenticated:
         return redirect("streams:home")
+    if request.method == "POST" and not throttle.signup_allowed(request, request.POST.get("username", "")):
+        form = SignupForm()
+        context = {"form": form, "throttled": throttle.signup_refused_message()}
+        return render(request, "accounts/signup.html", context, status=429)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = services.user_signup(
