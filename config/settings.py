@@ -10,8 +10,10 @@ import logging
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 logger = logging.getLogger("config")
@@ -77,6 +79,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "config.headers.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "inbound.middleware.FormTextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -100,6 +104,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.site",
@@ -298,6 +303,27 @@ BEHIND_PROXY = env_bool("BEHIND_PROXY")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Security headers on every page (docs/operations.md, "Security headers"). No inline script
+# or style anywhere: our pages load only this site's files; the admin's few inline blocks
+# carry the request's nonce. hls.js plays through blob: URLs and may start a blob: worker;
+# playlists and segments come from HLS_URL's origin. Websockets are same-origin ('self').
+_HLS_ORIGIN = "{0.scheme}://{0.netloc}".format(urlsplit(HLS_URL)) if urlsplit(HLS_URL).netloc else None
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    "media-src": [CSP.SELF, "blob:", *filter(None, [_HLS_ORIGIN])],
+    "connect-src": [CSP.SELF, *filter(None, [_HLS_ORIGIN])],
+    "worker-src": [CSP.SELF, "blob:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Seconds between GIL switches in web processes (config/asgi.py); see docs/performance.md.
 WEB_GIL_SWITCH_INTERVAL = float(env("WEB_GIL_SWITCH_INTERVAL", "0.001"))
 # Websocket frames larger than this are refused by the consumers.

@@ -56,13 +56,15 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     actions = ["retry_now"]
     list_per_page = 50
 
+    class Media:
+        css = {"all": ["css/admin.css"]}
+
     def has_add_permission(self, request):
         return False
 
     @admin.display(description="status", ordering="status")
     def state(self, obj):
-        colour = {"dead": "#b91c1c", "done": "#047857", "in_flight": "#1d4ed8"}.get(obj.status, "#b45309")
-        return format_html('<strong style="color:{}">{}</strong>', colour, obj.get_status_display())
+        return format_html('<strong class="lm-state lm-state-{}">{}</strong>', obj.status, obj.get_status_display())
 
     @admin.display(description="last error")
     def short_error(self, obj):

@@ -23,12 +23,15 @@ class SandboxProductAdmin(admin.ModelAdmin):
     actions = ["churn", "retire", "put_back_on_sale"]
     list_per_page = 50
 
+    class Media:
+        css = {"all": ["css/admin.css"]}
+
     @admin.display(description="")
     def picture(self, obj):
         if not obj.image_urls:
             return ""
         return format_html(
-            '<img src="{}" alt="" width="40" height="40" style="border-radius:6px;object-fit:cover">',
+            '<img src="{}" alt="" width="40" height="40" class="lm-thumb">',
             obj.image_urls[0],
         )
 
