@@ -104,7 +104,10 @@ def quote(request):
         services.product_open_record(user=request.user, shelf_item_id=q.item)
     except errors.OrderError as err:
         return _error(err, 404 if isinstance(err, errors.NotFound) else 409)
-    return JsonResponse({"ok": True, **q.as_dict(), "test_cards": [{"number": n, "result": r} for n, r in TEST_CARDS]})
+    return JsonResponse({
+        "ok": True, **q.as_dict(), "addresses": selectors.addresses_for_sheet(user=request.user),
+        "test_cards": [{"number": n, "result": r} for n, r in TEST_CARDS],
+    })  # fmt: skip
 
 
 @require_POST

@@ -47,9 +47,30 @@
     msg.ref = ref;
     return new Promise(function (resolve, reject) {
       waiting[ref] = resolve;
-      if (!send(msg)) { delete waiting[ref]; reject(new Error("offline")); return; }
+      if (!send(msg)) { delete waiting[ref]; overHttp(msg).then(resolve, reject); return; }
       setTimeout(function () { if (waiting[ref]) { delete waiting[ref]; reject(new Error("timeout")); } }, timeoutMs || 10000);
     });
+  }
+
+  // While the room's socket is closed (the network dropped, or live updates are down with
+  // the server's Redis), a quote or a purchase goes over HTTP instead: the same service and
+  // the same idempotency key, so a retry on either path never buys twice.
+  function overHttp(msg) {
+    var headers = { Accept: "application/json" };
+    if (msg.type === "buy.quote") {
+      var query = new URLSearchParams({ item: msg.item, quantity: msg.quantity });
+      if (msg.sale) query.set("sale", msg.sale);
+      return fetch(cfg.quoteUrl + "?" + query, { credentials: "same-origin", headers: headers }).then(asJson);
+    }
+    if (msg.type === "buy") {
+      headers["Content-Type"] = "application/json";
+      headers["X-CSRFToken"] = (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
+      return fetch(cfg.buyUrl, { method: "POST", credentials: "same-origin", headers: headers, body: JSON.stringify(msg) }).then(asJson);
+    }
+    return Promise.reject(new Error("offline"));
+  }
+  function asJson(response) {
+    return response.json().then(function (body) { body.ref = null; return body; });
   }
 
   document.addEventListener("orders:frame", function (e) {

@@ -10,6 +10,9 @@
   if (!root) return;
   var $ = function (id) { return document.getElementById(id); };
   var STATE_EVENTS = { pin: 1, unpin: 1, shelf: 1, status: 1, slow_mode: 1 };
+  // Shown while the socket is closed (a dropped network, or the server's Redis away: close
+  // 1013). Chat and counts wait; buying goes over HTTP meanwhile (static/orders/buy.js).
+  var RECONNECTING = "Live updates are reconnecting…";
   var state = { v: -1, me: null, room: null, pinned: null, shelf: [], snapshotPending: false };
   var ws = null, attempt = 0, reconnectTimer = null, pingTimer = null, pendingLikes = 0, likeTimer = null;
   var seenChat = new Set();
@@ -33,7 +36,7 @@
 
   function connect() {
     clearTimeout(reconnectTimer);
-    setConn(attempt ? "reconnecting" : "connecting", attempt ? "Reconnecting…" : "Connecting…");
+    setConn(attempt ? "reconnecting" : "connecting", attempt ? RECONNECTING : "Connecting…");
     ws = new WebSocket(wsUrl());
     ws.onmessage = function (e) {
       var event;
@@ -48,7 +51,7 @@
       // exponential backoff with full jitter: 0..min(30 s, 0.5 s * 2^attempt)
       var cap = Math.min(30000, 500 * Math.pow(2, attempt));
       var delay = Math.round(Math.random() * cap) + 250;
-      setConn("reconnecting", "Reconnecting…");
+      setConn("reconnecting", RECONNECTING);
       reconnectTimer = setTimeout(connect, delay);
     };
     ws.onopen = function () {
@@ -210,7 +213,7 @@
     if (li) li.remove();
   }
 
-  var ERRORS_SHOWN = { rate_limited: 1, slow_mode: 1, muted: 1, too_long: 1, empty: 1, forbidden: 1, login_required: 1, ended: 1, not_found: 1, invalid: 1, server_error: 1 };
+  var ERRORS_SHOWN = { rate_limited: 1, slow_mode: 1, muted: 1, too_long: 1, empty: 1, forbidden: 1, login_required: 1, ended: 1, not_found: 1, invalid: 1, server_error: 1, bad_text: 1, unavailable: 1 };
   function onError(e) {
     if (e.code === "banned") { disableChat(e.message); return; }
     if (ERRORS_SHOWN[e.code]) note(e.message, true);
@@ -291,7 +294,8 @@
   });
 
   // Expose the connection for other scripts (the buy sheet) and tests.
-  window.LiveRoom = { send: send, state: state, requestSnapshot: requestSnapshot };
+  window.LiveRoom = { send: send, state: state, requestSnapshot: requestSnapshot,
+                      connected: function () { return !!ws && ws.readyState === WebSocket.OPEN; } };
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden && (!ws || ws.readyState === WebSocket.CLOSED)) { attempt = 0; connect(); }
   });
