@@ -122,3 +122,20 @@ def screenshot(page):
         return paths
 
     return take
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_worker_connections(django_db_setup, django_db_blocker):
+    """The room socket runs buys and payments on worker threads and event-loop pools that
+    keep their own connections (orders, the fuzz tests); end them so the test database
+    can be dropped at the end of the run."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )

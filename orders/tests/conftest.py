@@ -52,19 +52,3 @@ def _room_events_sent(django_db_blocker):
                 if not cursor.fetchone()[0]:
                     break
             time.sleep(0.02)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _close_worker_connections(django_db_setup, django_db_blocker):
-    """The room socket runs buys and payments on worker threads that keep their own
-    connections; end them so the test database can be dropped at the end of the run."""
-    yield
-    from django.db import connection
-
-    with django_db_blocker.unblock():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
