@@ -18,3 +18,21 @@ def clean_room_keys():
             if keys:
                 client.delete(*keys)
     yield
+
+
+@pytest.fixture
+def redis_stack(transactional_db):
+    """A web process (uvicorn) on a private redis-server the test may stop and start:
+    (AsgiServer, PrivateRedis). Never the shared Redis: others' tests run on it."""
+    from conftest import AsgiServer, free_port
+    from fulfilment.tests.workers import PrivateRedis
+
+    private = PrivateRedis(free_port())
+    try:
+        server = AsgiServer(extra_env={"REDIS_URL": private.url, "REDIS_PREFIX": "redisdown"})
+    except Exception:
+        private.stop()
+        raise
+    yield server, private
+    server.stop()
+    private.stop()

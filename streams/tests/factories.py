@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -83,3 +86,20 @@ async def receive_type(communicator, wanted: str, timeout: float = 3.0) -> dict:
         if event["type"] == wanted:
             return event
         assert event["type"] != "error", f"expected {wanted}, got {event}"
+
+
+# --- a real server's sockets (websockets client) --------------------------------------------
+
+
+def ws_url(base_url: str, room_id: int) -> str:
+    """The room socket's URL on a real server at `base_url` (http://host:port)."""
+    return base_url.replace("http://", "ws://") + f"/ws/rooms/{room_id}/"
+
+
+async def next_of(ws, wanted: str, timeout: float = 5.0) -> dict:
+    """The next frame of type `wanted` on a websockets client socket, skipping others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        event = json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
+        if event["type"] == wanted:
+            return event

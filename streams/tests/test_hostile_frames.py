@@ -6,7 +6,6 @@ dropped with no close frame (1006), which only a real server shows.
 
 import asyncio
 import json
-import time
 
 import pytest
 from channels.db import database_sync_to_async as db
@@ -14,25 +13,16 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from streams.models import ChatMessage
-from streams.tests.factories import connect, make_room, make_user, receive_type
+from streams.tests.factories import connect, make_room, make_user, next_of, receive_type, ws_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def next_of(ws, wanted: str, timeout: float = 5.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        event = json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
-        if event["type"] == wanted:
-            return event
 
 
 def hostile_then_ping(live_url: str, room_id: int, frame: str) -> tuple[dict, dict]:
     """Send `frame` on a real socket, then a ping: (the answer to the frame, the pong)."""
 
     async def scenario():
-        url = live_url.replace("http://", "ws://") + f"/ws/rooms/{room_id}/"
-        async with ws_connect(url, origin=live_url) as ws:
+        async with ws_connect(ws_url(live_url, room_id), origin=live_url) as ws:
             await next_of(ws, "snapshot")
             await ws.send(frame)
             try:

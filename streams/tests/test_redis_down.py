@@ -7,48 +7,25 @@ restart."""
 
 import asyncio
 import json
-import time
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from conftest import AsgiServer, free_port
 from fulfilment.models import OutboxMessage
-from fulfilment.tests.workers import PrivateRedis
 from orders.models import Order
 from orders.tests import factories as f
-from streams.tests.factories import make_room, session_cookie
+from streams.tests.factories import make_room, next_of, session_cookie
+from streams.tests.factories import ws_url as room_ws_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CSRF = "a" * 32
 
 
-@pytest.fixture
-def stack(transactional_db):
-    private = PrivateRedis(free_port())
-    try:
-        server = AsgiServer(extra_env={"REDIS_URL": private.url, "REDIS_PREFIX": "redisdown"})
-    except Exception:
-        private.stop()
-        raise
-    yield server, private
-    server.stop()
-    private.stop()
-
-
 def ws_url(server, room_id: int) -> str:
-    return server.url.replace("http://", "ws://") + f"/ws/rooms/{room_id}/"
-
-
-async def next_of(ws, wanted: str, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        event = json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
-        if event["type"] == wanted:
-            return event
+    return room_ws_url(server.url, room_id)
 
 
 async def closed_with(ws, timeout: float = 10.0) -> tuple[int, list[dict]]:
@@ -63,8 +40,8 @@ async def closed_with(ws, timeout: float = 10.0) -> tuple[int, list[dict]]:
     return (ws.close_code if ws.close_code is not None else 1006), frames
 
 
-def test_pages_render_without_live_counts_while_redis_is_down_and_counts_return_after(stack):
-    server, private = stack
+def test_pages_render_without_live_counts_while_redis_is_down_and_counts_return_after(redis_stack):
+    server, private = redis_stack
     room = make_room()
     viewer = f.user()
     cookies = {"sessionid": session_cookie(viewer).decode().split("=", 1)[1]}
@@ -85,8 +62,8 @@ def test_pages_render_without_live_counts_while_redis_is_down_and_counts_return_
         assert "watching" in web.get("/").text
 
 
-def test_room_sockets_close_with_try_again_later_and_work_again_when_redis_returns(stack):
-    server, private = stack
+def test_room_sockets_close_with_try_again_later_and_work_again_when_redis_returns(redis_stack):
+    server, private = redis_stack
     room = make_room()
     host_cookie = session_cookie(room.host.user).decode()
     item_id = room.shelf.order_by("position").first().pk
@@ -117,8 +94,8 @@ def test_room_sockets_close_with_try_again_later_and_work_again_when_redis_retur
     asyncio.run(scenario())
 
 
-def test_a_purchase_over_http_while_redis_is_down_is_paid_and_kept_for_the_retailer(stack, settings):
-    server, private = stack
+def test_a_purchase_over_http_while_redis_is_down_is_paid_and_kept_for_the_retailer(redis_stack, settings):
+    server, private = redis_stack
     item = f.shelf_item(stock=5)
     buyer = f.user()
     address = f.address(buyer)

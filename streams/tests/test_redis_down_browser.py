@@ -5,8 +5,6 @@ again by itself when Redis returns. Screenshots of the reconnecting state."""
 import pytest
 from django.conf import settings
 
-from conftest import AsgiServer, free_port
-from fulfilment.tests.workers import PrivateRedis
 from orders.models import Order
 from orders.tests.test_buy_browser import buyer, open_sheet
 from streams import services
@@ -17,21 +15,8 @@ pytestmark = pytest.mark.browser
 SHOTS = settings.BASE_DIR / "var" / "screenshots"
 
 
-@pytest.fixture
-def stack(transactional_db):
-    private = PrivateRedis(free_port())
-    try:
-        server = AsgiServer(extra_env={"REDIS_URL": private.url, "REDIS_PREFIX": "redisdown"})
-    except Exception:
-        private.stop()
-        raise
-    yield server, private
-    server.stop()
-    private.stop()
-
-
-def test_the_room_says_reconnecting_sells_over_http_and_recovers_when_redis_returns(stack, page):
-    server, private = stack
+def test_the_room_says_reconnecting_sells_over_http_and_recovers_when_redis_returns(redis_stack, page):
+    server, private = redis_stack
     room, host = build_rooms()
     phone = room.shelf.order_by("position").first()
     services.room_pin(room=room, item_id=phone.pk, by=host.user)

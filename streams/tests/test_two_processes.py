@@ -12,21 +12,14 @@ import pytest
 from websockets.asyncio.client import connect
 
 from conftest import AsgiServer
-from streams.tests.factories import make_room, make_user, session_cookie
+from streams.tests.factories import make_room, make_user, next_of, session_cookie
+from streams.tests.factories import ws_url as room_ws_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def ws_url(server: AsgiServer, room_id: int) -> str:
-    return server.url.replace("http://", "ws://") + f"/ws/rooms/{room_id}/"
-
-
-async def next_of(ws, wanted: str, timeout: float = 5.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        event = json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
-        if event["type"] == wanted:
-            return event
+    return room_ws_url(server.url, room_id)
 
 
 @pytest.fixture
