@@ -156,7 +156,7 @@ def test_ffmpeg_goes_live_and_a_viewer_watches_it_play(media, transactional_db, 
     assert not [p for p in media.hls_root.rglob("*") if room.stream_key in str(p)]
 
     page.goto(media.web.url + room.get_absolute_url())
-    page.wait_for_function("document.querySelector('[data-player]').dataset.state === 'playing'", timeout=20_000)
+    page.wait_for_function("() => document.querySelector('[data-player]').dataset.state === 'playing'", timeout=20_000)
     first = video_time(page)
     page.wait_for_timeout(2500)
     second = video_time(page)
@@ -229,7 +229,7 @@ def test_a_replay_moment_seeks_the_player(media, transactional_db, page, screens
     assert replay.read_text().rstrip().endswith("#EXT-X-ENDLIST")
 
     page.goto(media.web.url + room.get_absolute_url())
-    page.wait_for_function("window.roomPlayer && window.roomPlayer.mode === 'replay'", timeout=20_000)
+    page.wait_for_function("() => window.roomPlayer && window.roomPlayer.mode === 'replay'", timeout=20_000)
     moments = page.locator("[data-moments] button")
     assert moments.count() == 2
     assert "Glass blender" in moments.nth(1).inner_text()
@@ -237,11 +237,11 @@ def test_a_replay_moment_seeks_the_player(media, transactional_db, page, screens
     moments.nth(1).focus()
     page.keyboard.press("Enter")  # keyboard works, not just a mouse
     page.wait_for_function(
-        "(() => { const v = document.querySelector('[data-player] video');"
-        " return !v.seeking && v.currentTime >= 7.5 && v.currentTime <= 11; })()",
+        "() => { const v = document.querySelector('[data-player] video');"
+        " return !v.seeking && v.currentTime >= 7.5 && v.currentTime <= 11; }",
         timeout=15_000,
     )
-    page.wait_for_function("document.querySelector('[data-player]').dataset.state === 'playing'", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('[data-player]').dataset.state === 'playing'", timeout=10_000)
     assert moments.nth(1).get_attribute("aria-current") == "true"
     page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_timeout(600)
@@ -249,7 +249,6 @@ def test_a_replay_moment_seeks_the_player(media, transactional_db, page, screens
 
     moments.nth(0).click()
     page.wait_for_function(
-        "(() => { const v = document.querySelector('[data-player] video');"
-        " return !v.seeking && v.currentTime < 5; })()",
+        "() => { const v = document.querySelector('[data-player] video'); return !v.seeking && v.currentTime < 5; }",
         timeout=15_000,
     )
