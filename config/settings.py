@@ -308,14 +308,15 @@ X_FRAME_OPTIONS = "DENY"
 # or style anywhere: our pages load only this site's files; the admin's few inline blocks
 # carry the request's nonce. hls.js plays through blob: URLs and may start a blob: worker;
 # playlists and segments come from HLS_URL's origin. Websockets are same-origin ('self').
-_HLS_ORIGIN = "{0.scheme}://{0.netloc}".format(urlsplit(HLS_URL)) if urlsplit(HLS_URL).netloc else None
+_hls = urlsplit(HLS_URL)
+_HLS_ORIGIN = [f"{_hls.scheme}://{_hls.netloc}"] if _hls.netloc else []  # empty: HLS is served by this site
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF, CSP.NONCE],
     "img-src": [CSP.SELF, "data:", "blob:"],
-    "media-src": [CSP.SELF, "blob:", *filter(None, [_HLS_ORIGIN])],
-    "connect-src": [CSP.SELF, *filter(None, [_HLS_ORIGIN])],
+    "media-src": [CSP.SELF, "blob:", *_HLS_ORIGIN],
+    "connect-src": [CSP.SELF, *_HLS_ORIGIN],
     "worker-src": [CSP.SELF, "blob:"],
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
@@ -326,7 +327,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Seconds between GIL switches in web processes (config/asgi.py); see docs/performance.md.
 WEB_GIL_SWITCH_INTERVAL = float(env("WEB_GIL_SWITCH_INTERVAL", "0.001"))
-# Websocket frames larger than this are refused by the consumers.
+# Websocket frames larger than this are refused (inbound; docs/protocol.md, "Limits").
 WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", 4096)
 
 # --- Production safety (config/checks.py, docs/operations.md) ------------------------------
