@@ -2,7 +2,7 @@
 docs/protocol.md (any JSON, any unicode with surrogate halves and control characters, deep
 nesting, huge numbers, wrong types). After each frame the socket still answers a ping,
 every error carries a documented code, and a refused frame changed nothing in the
-database. Bounded: a few hundred frames per persona (docs/protocol.md, "Limits")."""
+database. Bounded: a thousand frames per persona (docs/protocol.md, "Limits")."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ FIELDS = {
 }  # fmt: skip
 DIRECT = {"error", "ack", "pong", "snapshot", "buy.result", "buy.quote"}  # answers to this socket's frame
 SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-EXAMPLES = 400  # per persona: about a minute each on a 2-core machine
+EXAMPLES = 1000  # per persona: well under a minute each on a 2-core machine
 
 PLAUSIBLE = st.sampled_from(["4242 4242 4242 4242", "buy-key-123", "1.00", True, False])
 VALUE = JSON | st.integers(min_value=-3, max_value=400) | PLAUSIBLE
